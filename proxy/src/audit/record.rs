@@ -1,0 +1,187 @@
+//! The audit record: the schema users' tools and the report read (see `docs/audit-log.md`).
+
+use serde::Serialize;
+
+/// Version of the record schema, written as `v` in every record. Bump it when a field changes
+/// meaning or is removed; adding a field does not need a bump.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// One TCP connection, written when it closes.
+    Connection,
+    /// Enforcement started or stopped.
+    Enforcement,
+}
+
+/// What happened to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// A rule allowed it.
+    Allowed,
+    /// Block mode refused it.
+    Blocked,
+    /// No rule allowed it; audit mode let it through.
+    Audited,
+}
+
+/// One audit record. Parts that do not apply are omitted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// Schema version.
+    pub v: u32,
+    /// When the connection (or event) started, RFC 3339 UTC.
+    pub time: String,
+    /// How long the connection lasted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Record kind.
+    pub kind: Kind,
+    /// The process responsible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+    /// Where it was going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<Dst>,
+    /// What the TLS ClientHello said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// What the HTTP request head said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    /// The decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// The rule that decided, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Why, in words (also how a connection ended when that was not a clean close).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Notable facts (`v4-mapped`, `upstream-refused`, `malformed-client-hello`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// Bytes relayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Bytes>,
+    /// Enforcement change (kind `enforcement` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+}
+
+impl Record {
+    /// An empty record of `kind`, stamped now.
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            time: now_rfc3339(),
+            duration_ms: None,
+            kind,
+            process: None,
+            dst: None,
+            tls: None,
+            http: None,
+            decision: None,
+            rule: None,
+            reason: None,
+            flags: Vec::new(),
+            bytes: None,
+            enforcement: None,
+        }
+    }
+}
+
+/// The process behind a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Process {
+    /// Process id (thread-group id).
+    pub pid: u32,
+    /// Parent process id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// Executable path as exec'd, or `[comm]` when only the thread name is known.
+    pub exe: String,
+    /// Command line, when it could be read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub argv: Vec<String>,
+    /// Executables of the parent, grandparent, ... up to the job's first process.
+    pub ancestry: Vec<String>,
+    /// Workflow step (set by the GitHub Action; absent for `warden run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+/// The original destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dst {
+    /// IP address as the process gave it (IPv4 for v4-mapped addresses).
+    pub ip: String,
+    /// Port.
+    pub port: u16,
+    /// Transport: `tcp`.
+    pub proto: &'static str,
+    /// Name the destination is known by (SNI or HTTP host), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// What the ClientHello said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tls {
+    /// Server name indication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// The ClientHello carried an ECH extension (real or GREASE).
+    pub ech: bool,
+}
+
+/// What the HTTP request head said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Http {
+    /// Host header (or CONNECT target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Request method.
+    pub method: String,
+    /// Request target, query string removed (it can carry signed-URL secrets).
+    pub url: String,
+}
+
+/// Bytes relayed in each direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Bytes {
+    /// Client to destination.
+    pub up: u64,
+    /// Destination to client.
+    pub down: u64,
+}
+
+/// An enforcement change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enforcement {
+    /// `start` or `stop`.
+    pub event: &'static str,
+    /// `audit` (block mode comes with policies).
+    pub mode: &'static str,
+    /// The cgroup enforced on.
+    pub cgroup: String,
+    /// Kernel ids of the attached eBPF programs.
+    pub programs: Vec<u32>,
+    /// Where the proxy listened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+}
+
+/// Now, RFC 3339 UTC with millisecond precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&fmt).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}

@@ -1,0 +1,213 @@
+//! The job's cgroup: found under the cgroup v2 mount, created, populated, emptied and removed.
+//!
+//! Warden's eBPF programs act on one cgroup, so a job is jailed by moving its first process into
+//! a fresh cgroup before that process execs the command: every descendant inherits it. The mount
+//! point differs between machines (`/sys/fs/cgroup` on GitHub runners, `/sys/fs/cgroup/unified`
+//! on hybrid hosts), so it is read from `/proc/mounts`, never assumed.
+
+use std::{
+    fs,
+    io::{self, ErrorKind},
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+/// Errors setting up or tearing down the job's cgroup. Internal: the host lacks something.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No cgroup2 filesystem is mounted.
+    #[error("no cgroup v2 filesystem in /proc/mounts (Warden needs the unified hierarchy)")]
+    NoCgroup2,
+    /// A cgroup file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Processes were still in the cgroup after they were killed.
+    #[error("cgroup {0} still has processes after kill")]
+    NotEmpty(PathBuf),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + use<'a> {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Finds the cgroup v2 mount point in a `/proc/mounts` text.
+pub fn find_cgroup2_mount(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let (_dev, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+        (fstype == "cgroup2").then(|| PathBuf::from(unescape_mount_path(dir)))
+    })
+}
+
+/// `/proc/mounts` escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mount_path(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).filter(|d| {
+            bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c))
+        });
+        match octal {
+            Some(d) => {
+                let v = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A cgroup Warden created for one job; removed (after killing what is left in it) on drop.
+#[derive(Debug)]
+pub struct JobCgroup {
+    path: PathBuf,
+    id: u64,
+    level: u32,
+    removed: bool,
+}
+
+impl JobCgroup {
+    /// Creates `<cgroup2 mount>/<name>`.
+    pub fn create(name: &str) -> Result<Self, Error> {
+        let mounts = fs::read_to_string("/proc/mounts").map_err(io_err("read", Path::new("/proc/mounts")))?;
+        let root = find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)?;
+        let path = root.join(name);
+        fs::create_dir(&path).map_err(io_err("create cgroup", &path))?;
+        let id = fs::metadata(&path).map_err(io_err("stat", &path))?.ino();
+        let level = u32::try_from(path.strip_prefix(&root).map_or(1, |p| p.components().count())).unwrap_or(1);
+        Ok(Self { path, id, level, removed: false })
+    }
+
+    /// The cgroup directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The cgroup id the kernel reports (`bpf_get_current_cgroup_id`): the directory's inode.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Depth below the cgroup v2 root (the root is 0).
+    pub fn level(&self) -> u32 {
+        self.level
+    }
+
+    /// The `cgroup.procs` file a process writes its pid to in order to join.
+    pub fn procs_file(&self) -> PathBuf {
+        self.path.join("cgroup.procs")
+    }
+
+    /// Process ids currently in the cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>, Error> {
+        let procs = self.procs_file();
+        let text = fs::read_to_string(&procs).map_err(io_err("read", &procs))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// Kills every process in the cgroup and waits (briefly) until it is empty.
+    pub fn kill_all(&self) -> Result<(), Error> {
+        let kill = self.path.join("cgroup.kill");
+        if let Err(e) = fs::write(&kill, "1") {
+            // cgroup.kill needs Linux 5.14; older kernels get a signal per process.
+            tracing::debug!(error = %e, "cgroup.kill unavailable, killing one by one");
+            for pid in self.pids()? {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.pids()?.is_empty() {
+            if Instant::now() > deadline {
+                return Err(Error::NotEmpty(self.path.clone()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Kills what is left and removes the cgroup directory.
+    pub fn remove(mut self) -> Result<(), Error> {
+        self.remove_inner()
+    }
+
+    fn remove_inner(&mut self) -> Result<(), Error> {
+        if self.removed {
+            return Ok(());
+        }
+        self.kill_all()?;
+        // The last task can still be leaving after cgroup.procs reads empty: rmdir says EBUSY.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match fs::remove_dir(&self.path) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(io_err("remove cgroup", &self.path)(e)),
+            }
+        }
+        self.removed = true;
+        Ok(())
+    }
+}
+
+impl Drop for JobCgroup {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove_inner() {
+            tracing::error!(error = %e, "could not remove the job cgroup");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_unified_mount_on_hybrid_hosts() {
+        let mounts = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
+                      cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(find_cgroup2_mount(mounts), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+    }
+
+    #[test]
+    fn finds_plain_v2_mount_and_unescapes() {
+        assert_eq!(
+            find_cgroup2_mount("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n"),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            find_cgroup2_mount("none /mnt/my\\040cg cgroup2 rw 0 0\n"),
+            Some(PathBuf::from("/mnt/my cg"))
+        );
+    }
+
+    #[test]
+    fn no_v2_mount_is_none() {
+        assert_eq!(find_cgroup2_mount("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"), None);
+        assert_eq!(find_cgroup2_mount("garbage\n\n  \n"), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! Loads Warden's eBPF object and attaches it to the job's cgroup.
+//!
+//! The object (built from `redirect-ebpf/` by `build.rs`) carries the connect4/connect6 redirect,
+//! the sockops program that re-keys original destinations by client address, and the `sched`
+//! tracepoints for the process table. Everything is attached through links owned by [`Redirect`]:
+//! dropping it detaches the hooks and unloads the programs, which is how `warden run` cleans up
+//! (and why a crashed `warden run` fails open for a cgroup that is itself torn down with it).
+
+use std::{
+    fs::File,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    sync::Mutex,
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, RingBuf},
+    programs::{CgroupAttachMode, CgroupSockAddr, SockOps, TracePoint},
+};
+use redirect_ebpf::{
+    GLOBAL_CGROUP_ID, GLOBAL_CGROUP_LEVEL, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_PROXY_MARK,
+    GLOBAL_PROXY_PORT, MAP_ORIG_DST, MAP_PROC_EVENTS, OrigDst, SockKey,
+};
+
+use crate::{cgroup::JobCgroup, tracefs};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect-ebpf"));
+
+const CGROUP_PROGRAMS: [&str; 3] = ["warden_connect4", "warden_connect6", "warden_sock_ops"];
+const TRACEPOINTS: [(&str, &str); 3] = [
+    ("warden_sched_fork", "sched_process_fork"),
+    ("warden_sched_exec", "sched_process_exec"),
+    ("warden_sched_exit", "sched_process_exit"),
+];
+
+/// Errors loading or attaching the eBPF programs. Internal: Warden or the host is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object was not built (AYA_BUILD_SKIP) or is corrupt.
+    #[error("load eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program failed to load (verifier) or attach.
+    #[error("eBPF program {name}: {source}")]
+    Program {
+        /// Program name.
+        name: &'static str,
+        /// aya's error (includes the verifier log).
+        source: aya::programs::ProgramError,
+    },
+    /// A map was missing or had the wrong type.
+    #[error("eBPF map {name}: {detail}")]
+    Map {
+        /// Map name.
+        name: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The cgroup directory could not be opened.
+    #[error("open cgroup {path}: {source}")]
+    Cgroup {
+        /// Cgroup directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Tracefs was not usable.
+    #[error(transparent)]
+    Tracefs(#[from] tracefs::Error),
+}
+
+/// What the programs need to know, set as globals before loading.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Port the proxy listens on, on 127.0.0.1 and [::1].
+    pub proxy_port: u16,
+    /// `SO_MARK` the proxy puts on its upstream sockets, exempting them from the redirect.
+    pub proxy_mark: u32,
+}
+
+/// The loaded, attached programs. Dropping it detaches and unloads them.
+pub struct Redirect {
+    _ebpf: Ebpf,
+    program_ids: Vec<u32>,
+}
+
+/// Attaches the redirect and process tracepoints to `cgroup`. Returns the attached object, the
+/// original-destination table the proxy reads, and the process event ring buffer.
+pub fn attach(
+    cgroup: &JobCgroup,
+    settings: Settings,
+) -> Result<(Redirect, OrigDstTable, RingBuf<MapData>), Error> {
+    tracefs::ensure_mounted()?;
+    let fork_offset = tracefs::fork_child_pid_offset()?;
+    let (id, level) = (cgroup.id(), cgroup.level());
+    let mut ebpf = EbpfLoader::new()
+        .override_global(GLOBAL_PROXY_PORT, &settings.proxy_port, true)
+        .override_global(GLOBAL_PROXY_MARK, &settings.proxy_mark, true)
+        .override_global(GLOBAL_CGROUP_ID, &id, true)
+        .override_global(GLOBAL_CGROUP_LEVEL, &level, true)
+        .override_global(GLOBAL_FORK_CHILD_PID_OFFSET, &fork_offset, true)
+        .load(OBJECT)?;
+
+    let cgroup_dir = File::open(cgroup.path()).map_err(|source| Error::Cgroup {
+        path: cgroup.path().display().to_string(),
+        source,
+    })?;
+    let mut program_ids = Vec::new();
+    // Tracepoints first: the process table must be complete before the first connect.
+    for (name, event) in TRACEPOINTS {
+        let prog: &mut TracePoint = program(&mut ebpf, name)?;
+        prog.load().map_err(|source| Error::Program { name, source })?;
+        prog.attach("sched", event)
+            .map_err(|source| Error::Program { name, source })?;
+        program_ids.push(prog.info().map_err(|source| Error::Program { name, source })?.id());
+    }
+    for name in CGROUP_PROGRAMS {
+        let prog = ebpf.program_mut(name).ok_or(Error::Map {
+            name,
+            detail: "program missing from object".into(),
+        })?;
+        let id = match prog {
+            aya::programs::Program::CgroupSockAddr(p) => attach_cgroup_sock_addr(p, &cgroup_dir, name)?,
+            aya::programs::Program::SockOps(p) => attach_sock_ops(p, &cgroup_dir, name)?,
+            _ => {
+                return Err(Error::Map {
+                    name,
+                    detail: "unexpected program type".into(),
+                });
+            }
+        };
+        program_ids.push(id);
+    }
+
+    let orig_dst = ebpf.take_map(MAP_ORIG_DST).ok_or(Error::Map {
+        name: MAP_ORIG_DST,
+        detail: "missing".into(),
+    })?;
+    let orig_dst = HashMap::try_from(orig_dst).map_err(|e| Error::Map {
+        name: MAP_ORIG_DST,
+        detail: e.to_string(),
+    })?;
+    let events = ebpf.take_map(MAP_PROC_EVENTS).ok_or(Error::Map {
+        name: MAP_PROC_EVENTS,
+        detail: "missing".into(),
+    })?;
+    let events = RingBuf::try_from(events).map_err(|e| Error::Map {
+        name: MAP_PROC_EVENTS,
+        detail: e.to_string(),
+    })?;
+    Ok((
+        Redirect {
+            _ebpf: ebpf,
+            program_ids,
+        },
+        OrigDstTable(Mutex::new(orig_dst)),
+        events,
+    ))
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Error>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or(Error::Map {
+        name,
+        detail: "program missing from object".into(),
+    })?;
+    prog.try_into().map_err(|source| Error::Program { name, source })
+}
+
+fn attach_cgroup_sock_addr(p: &mut CgroupSockAddr, cgroup: &File, name: &'static str) -> Result<u32, Error> {
+    let err = |source| Error::Program { name, source };
+    p.load().map_err(err)?;
+    // With bpf_link (Linux 5.7+) cgroup links always coexist with other programs; the kernel
+    // rejects non-zero flags there, so the mode must be Single (0).
+    p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
+    Ok(p.info().map_err(err)?.id())
+}
+
+fn attach_sock_ops(p: &mut SockOps, cgroup: &File, name: &'static str) -> Result<u32, Error> {
+    let err = |source| Error::Program { name, source };
+    p.load().map_err(err)?;
+    p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
+    Ok(p.info().map_err(err)?.id())
+}
+
+impl Redirect {
+    /// Kernel ids of the loaded programs (recorded in `enforcement` records; tests check they are
+    /// gone after the run).
+    pub fn program_ids(&self) -> &[u32] {
+        &self.program_ids
+    }
+}
+
+/// What the connect hook recorded for one redirected connection.
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// The destination the process asked for.
+    pub dst: SocketAddr,
+    /// Process id (tgid) of the caller of `connect()`.
+    pub pid: u32,
+    /// Thread name of the caller.
+    pub comm: String,
+    /// The caller used an IPv6 socket with a v4-mapped address (`::ffff:a.b.c.d`).
+    pub v4_mapped: bool,
+}
+
+/// Original destinations by client address, as the sockops program filed them.
+pub struct OrigDstTable(Mutex<HashMap<MapData, SockKey, OrigDst>>);
+
+impl OrigDstTable {
+    /// Looks up (and forgets) the connection whose client end is `peer`, as accepted by the proxy.
+    pub fn take(&self, peer: SocketAddr) -> Option<Original> {
+        let key = SockKey {
+            addr: to_mapped(peer.ip()).octets(),
+            port: peer.port(),
+            _pad: [0; 6],
+        };
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let value = map.get(&key, 0).ok()?;
+        let _ = map.remove(&key);
+        Some(original_from(&value))
+    }
+}
+
+fn to_mapped(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
+fn original_from(v: &OrigDst) -> Original {
+    let ip = Ipv6Addr::from(v.addr);
+    // IPv4 and v4-mapped destinations are both IPv4 connections on the wire.
+    let v4 = ip.to_ipv4_mapped();
+    Original {
+        dst: SocketAddr::new(v4.map_or(IpAddr::V6(ip), IpAddr::V4), v.port),
+        pid: v.tgid,
+        comm: c_str(&v.comm),
+        v4_mapped: v4.is_some() && v.family == redirect_ebpf::AF_INET6,
+    }
+}
+
+/// A NUL-padded kernel string.
+pub fn c_str(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}

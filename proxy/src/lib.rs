@@ -1,0 +1,19 @@
+//! Warden: sees, and when asked blocks, every outbound connection a CI job makes.
+//!
+//! `warden run -- CMD` puts CMD in a fresh cgroup whose TCP connects an eBPF hook sends to the
+//! proxy in this process. The proxy recovers where each connection was going and which process
+//! made it, sniffs the TLS server name or HTTP host without terminating TLS, relays the bytes to
+//! the real destination, and writes one audit record per connection. The modules follow that
+//! path: [`cgroup`] and [`ebpf`] set up the kernel side, [`process`] keeps the process table the
+//! tracepoints feed, [`proxy`] accepts, sniffs and relays, [`audit`] writes records and the
+//! summary, and [`run`] wires them together for the `run` subcommand.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod cgroup;
+pub mod ebpf;
+pub mod process;
+pub mod proxy;
+pub mod run;
+pub mod summary;
+pub mod tracefs;

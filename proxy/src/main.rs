@@ -1,0 +1,77 @@
+//! The `warden` command line: parses arguments, sets up logging, calls the library.
+#![forbid(unsafe_code)]
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use proxy::run::{self, RunOptions};
+
+/// Network and runtime security for CI runners.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a command with every outbound connection it makes recorded (audit mode).
+    Run {
+        /// Where to write the audit log (JSON lines, appended). Default: a new
+        /// `warden-<time>-<pid>.audit.jsonl` in the working directory.
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
+        /// The command to run and its arguments.
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+        cmd: Vec<OsString>,
+    },
+    /// Internal: join a cgroup, then exec the command (the child side of `run`).
+    #[command(name = run::ENTER_CGROUP, hide = true)]
+    EnterCgroup {
+        procs: PathBuf,
+        #[arg(last = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are successes; a bad command line is Warden's failure for `run`.
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ if std::env::args().nth(1).as_deref() == Some("run") => {
+                    exit(run::EXIT_WARDEN_FAILURE)
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let code = match cli.command {
+        Command::EnterCgroup { procs, cmd } => run::enter_cgroup_and_exec(&procs, &cmd),
+        Command::Run { audit_log, cmd } => {
+            init_tracing();
+            run::run(RunOptions { audit_log, cmd })
+        }
+    };
+    exit(code)
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Logs go to stderr; `WARDEN_LOG` takes tracing's filter syntax (default `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

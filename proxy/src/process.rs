@@ -1,0 +1,321 @@
+//! The process table: who is who in the job, fed by the kernel's exec/fork/exit tracepoints.
+//!
+//! A connection record must name its process even when that process exited a millisecond after
+//! connecting, so the table is built from kernel events rather than from `/proc` at connection
+//! time: fork gives the parent, exec the executable, exit marks the entry as gone (it is kept so
+//! later records can still name it). Lookups first drain the ring buffer, so any event the kernel
+//! emitted before the lookup is in the table: a connect always comes after the exec that made its
+//! process. `/proc` is read only when an exec event is applied (for argv) and as a fallback for a
+//! process the table never saw, never on a connection's setup path.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::fd::{AsFd, OwnedFd},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use redirect_ebpf::{FILENAME_LEN, PROC_EXEC, PROC_EXIT, PROC_FORK};
+use tokio::io::unix::AsyncFd;
+
+use crate::{audit::Process, ebpf::c_str};
+
+/// Exited processes are forgotten only when the table is this big, and only if they exited
+/// longer than [`KEEP_EXITED`] ago.
+const GC_THRESHOLD: usize = 50_000;
+const KEEP_EXITED: Duration = Duration::from_secs(300);
+const MAX_ANCESTRY: usize = 64;
+
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    ppid: Option<u32>,
+    exe: String,
+    argv: Vec<String>,
+    exited: Option<Instant>,
+}
+
+struct Inner {
+    ring: RingBuf<MapData>,
+    table: Table,
+}
+
+/// The table proper, kept apart from the ring buffer so it can be tested without a kernel.
+#[derive(Debug, Default)]
+struct Table {
+    map: HashMap<u32, Entry>,
+    root: Option<u32>,
+}
+
+/// The job's process table.
+pub struct ProcessTracker {
+    inner: Mutex<Inner>,
+    ring_fd: OwnedFd,
+}
+
+/// One decoded ring buffer event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Event {
+    kind: u32,
+    pid: u32,
+    tgid: u32,
+    comm: String,
+    filename: String,
+}
+
+impl Event {
+    /// Decodes a `redirect_ebpf::ProcEvent` from ring buffer bytes; `None` if too short.
+    fn decode(b: &[u8]) -> Option<Self> {
+        let u32_at = |o: usize| Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        Some(Self {
+            kind: u32_at(0)?,
+            pid: u32_at(4)?,
+            tgid: u32_at(8)?,
+            comm: c_str(b.get(16..32)?),
+            filename: c_str(b.get(32..32 + FILENAME_LEN)?),
+        })
+    }
+}
+
+impl ProcessTracker {
+    /// A tracker reading `ring` (the `PROC_EVENTS` map).
+    pub fn new(ring: RingBuf<MapData>) -> std::io::Result<Arc<Self>> {
+        let ring_fd = ring.as_fd().try_clone_to_owned()?;
+        Ok(Arc::new(Self {
+            inner: Mutex::new(Inner {
+                ring,
+                table: Table::default(),
+            }),
+            ring_fd,
+        }))
+    }
+
+    /// Marks `pid` as the job's first process: ancestries stop there.
+    pub fn set_root(&self, pid: u32) {
+        self.lock().table.root = Some(pid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies events as the kernel produces them, until the task is dropped.
+    pub async fn run(self: Arc<Self>) -> std::io::Result<()> {
+        // The AsyncFd owns this OwnedFd and closes it only after deregistering it, which is the
+        // I/O-safety condition tokio's unsafe `register_with_interest` asks callers to uphold.
+        #[allow(deprecated)]
+        let fd = AsyncFd::with_interest(self.ring_fd.try_clone()?, tokio::io::Interest::READABLE)?;
+        loop {
+            let mut guard = fd.readable().await?;
+            self.lock().drain();
+            guard.clear_ready();
+        }
+    }
+
+    /// The process `pid` as the record should name it; `comm` is the thread name the connect
+    /// hook saw, used when nothing better is known.
+    pub fn lookup(&self, pid: u32, comm: &str) -> Process {
+        let mut inner = self.lock();
+        inner.drain();
+        inner.table.describe(pid, comm)
+    }
+}
+
+impl Inner {
+    fn drain(&mut self) {
+        let mut events = Vec::new();
+        while let Some(item) = self.ring.next() {
+            match Event::decode(&item) {
+                Some(ev) => events.push(ev),
+                None => tracing::warn!(len = item.len(), "short process event"),
+            }
+        }
+        for ev in events {
+            self.table.apply(ev);
+        }
+        self.table.gc();
+    }
+}
+
+impl Table {
+    fn gc(&mut self) {
+        if self.map.len() > GC_THRESHOLD {
+            self.map
+                .retain(|_, e| e.exited.is_none_or(|t| t.elapsed() < KEEP_EXITED));
+        }
+    }
+
+    fn apply(&mut self, ev: Event) {
+        match ev.kind {
+            PROC_FORK => {
+                // A new task inherits its parent's image until it execs.
+                let parent = self.map.get(&ev.tgid).cloned().unwrap_or_default();
+                self.map.insert(
+                    ev.pid,
+                    Entry {
+                        ppid: Some(ev.tgid),
+                        exited: None,
+                        ..parent
+                    },
+                );
+            }
+            PROC_EXEC => {
+                // A non-leader thread that execs takes over the leader's pid (`tgid` is old_pid).
+                if ev.tgid != ev.pid {
+                    self.map.remove(&ev.tgid);
+                }
+                let entry = self.map.entry(ev.pid).or_insert_with(|| Entry {
+                    ppid: proc_ppid(ev.pid),
+                    ..Entry::default()
+                });
+                entry.exe = if ev.filename.is_empty() {
+                    format!("[{}]", ev.comm)
+                } else {
+                    ev.filename
+                };
+                entry.argv = proc_cmdline(ev.pid).unwrap_or_default();
+                entry.exited = None;
+            }
+            PROC_EXIT if ev.pid == ev.tgid => {
+                if let Some(e) = self.map.get_mut(&ev.pid) {
+                    e.exited = Some(Instant::now());
+                }
+            }
+            PROC_EXIT => {
+                self.map.remove(&ev.pid);
+            }
+            other => tracing::warn!(kind = other, "unknown process event"),
+        }
+    }
+
+    fn describe(&self, pid: u32, comm: &str) -> Process {
+        let Some(entry) = self.map.get(&pid) else {
+            return from_proc(pid, comm);
+        };
+        let mut ancestry = Vec::new();
+        let mut cur = if Some(pid) == self.root { None } else { entry.ppid };
+        while let Some(p) = cur {
+            let Some(parent) = self.map.get(&p) else { break };
+            ancestry.push(parent.exe.clone());
+            if Some(p) == self.root || ancestry.len() >= MAX_ANCESTRY {
+                break;
+            }
+            cur = parent.ppid;
+        }
+        Process {
+            pid,
+            ppid: entry.ppid,
+            exe: if entry.exe.is_empty() { format!("[{comm}]") } else { entry.exe.clone() },
+            argv: entry.argv.clone(),
+            ancestry,
+            step: None,
+        }
+    }
+}
+
+/// A process the tracepoints never reported (e.g. started before enforcement): read `/proc`.
+fn from_proc(pid: u32, comm: &str) -> Process {
+    let exe = fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("[{comm}]"));
+    Process {
+        pid,
+        ppid: proc_ppid(pid),
+        exe,
+        argv: proc_cmdline(pid).unwrap_or_default(),
+        ancestry: Vec::new(),
+        step: None,
+    }
+}
+
+fn proc_cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
+}
+
+fn proc_ppid(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ppid(&stat)
+}
+
+/// `/proc/PID/stat`: `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: u32, pid: u32, tgid: u32, filename: &str) -> Vec<u8> {
+        let mut b = vec![0u8; 32 + FILENAME_LEN];
+        b[0..4].copy_from_slice(&kind.to_ne_bytes());
+        b[4..8].copy_from_slice(&pid.to_ne_bytes());
+        b[8..12].copy_from_slice(&tgid.to_ne_bytes());
+        b[16..20].copy_from_slice(b"sh\0\0");
+        b[32..32 + filename.len()].copy_from_slice(filename.as_bytes());
+        b
+    }
+
+    #[test]
+    fn decodes_events_and_rejects_short_ones() {
+        let ev = Event::decode(&event(PROC_EXEC, 10, 10, "/bin/sh")).unwrap();
+        assert_eq!((ev.kind, ev.pid, ev.tgid), (PROC_EXEC, 10, 10));
+        assert_eq!((ev.comm.as_str(), ev.filename.as_str()), ("sh", "/bin/sh"));
+        assert_eq!(Event::decode(&[0u8; 20]), None);
+    }
+
+    fn apply(t: &mut Table, kind: u32, pid: u32, tgid: u32, filename: &str) {
+        t.apply(Event::decode(&event(kind, pid, tgid, filename)).unwrap());
+    }
+
+    #[test]
+    fn ancestry_follows_forks_and_execs_up_to_the_root() {
+        let mut t = Table { root: Some(100), ..Table::default() };
+        apply(&mut t, PROC_EXEC, 100, 100, "/bin/sh");
+        apply(&mut t, PROC_FORK, 101, 100, "");
+        apply(&mut t, PROC_EXEC, 101, 101, "/usr/bin/make");
+        apply(&mut t, PROC_FORK, 102, 101, "");
+        apply(&mut t, PROC_EXEC, 102, 102, "/usr/bin/curl");
+        apply(&mut t, PROC_EXIT, 102, 102, "");
+        let p = t.describe(102, "curl");
+        assert_eq!(p.exe, "/usr/bin/curl");
+        assert_eq!(p.ppid, Some(101));
+        assert_eq!(p.ancestry, ["/usr/bin/make", "/bin/sh"]);
+        assert!(t.describe(100, "sh").ancestry.is_empty());
+    }
+
+    #[test]
+    fn forked_child_without_exec_inherits_parent_image() {
+        let mut t = Table::default();
+        apply(&mut t, PROC_EXEC, 5, 5, "/bin/bash");
+        apply(&mut t, PROC_FORK, 6, 5, "");
+        let p = t.describe(6, "bash");
+        assert_eq!((p.exe.as_str(), p.ppid), ("/bin/bash", Some(5)));
+        assert_eq!(p.ancestry, ["/bin/bash"]);
+    }
+
+    #[test]
+    fn thread_exit_forgets_thread_but_process_exit_keeps_entry() {
+        let mut t = Table::default();
+        apply(&mut t, PROC_EXEC, 5, 5, "/usr/bin/python3");
+        apply(&mut t, PROC_FORK, 9, 5, "");
+        apply(&mut t, PROC_EXIT, 9, 5, "");
+        apply(&mut t, PROC_EXIT, 5, 5, "");
+        assert!(!t.map.contains_key(&9));
+        assert_eq!(t.describe(5, "python3").exe, "/usr/bin/python3");
+    }
+
+    #[test]
+    fn stat_ppid_survives_odd_comm() {
+        assert_eq!(parse_stat_ppid("42 (a) b (c)) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The proxy: accepts redirected connections, finds where they were going and who made them,
+//! sniffs what they ask for, relays them, and leaves one audit record each.
+//!
+//! Connections arrive either from the eBPF connect hook (original destination in the
+//! [`OrigDstTable`]) or from an iptables `REDIRECT` rule (original destination from
+//! `SO_ORIGINAL_DST`), for hosts without cgroup BPF and for benchmarks.
+
+mod conn;
+mod origdst;
+mod relay;
+mod sniffing;
+mod upstream;
+
+use std::{
+    io,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::Notify};
+
+use crate::{audit::AuditLog, ebpf::OrigDstTable, process::ProcessTracker};
+
+/// Everything a connection handler needs.
+pub struct Context {
+    /// Where records go.
+    pub log: Arc<AuditLog>,
+    /// Who is who.
+    pub processes: Option<Arc<ProcessTracker>>,
+    /// Original destinations filed by the connect hook.
+    pub orig_dst: Option<OrigDstTable>,
+    /// `SO_MARK` for upstream sockets (0: none).
+    pub mark: u32,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+impl Context {
+    /// A context for the given log, process table and destination table.
+    pub fn new(
+        log: Arc<AuditLog>,
+        processes: Option<Arc<ProcessTracker>>,
+        orig_dst: Option<OrigDstTable>,
+        mark: u32,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            processes,
+            orig_dst,
+            mark,
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Connections not yet closed.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every connection has closed, or `timeout` passes; returns how many remain.
+    pub async fn wait_idle(&self, timeout: Duration) -> usize {
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.active() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        self.active()
+    }
+}
+
+/// Counts a connection as active until dropped.
+struct ActiveToken(Arc<Context>);
+
+impl ActiveToken {
+    fn new(ctx: &Arc<Context>) -> Self {
+        ctx.active.fetch_add(1, Ordering::SeqCst);
+        Self(ctx.clone())
+    }
+}
+
+impl Drop for ActiveToken {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The proxy's listening sockets: 127.0.0.1 and [::1] on one port (the eBPF hook rewrites both
+/// families to the same port).
+pub struct Listeners {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds 127.0.0.1 on `port` (0: any free port) and [::1] on the same port. IPv6 is optional:
+    /// without it IPv6 connects from the job fail (closed, not open), which is logged.
+    pub async fn bind(port: u16) -> io::Result<Self> {
+        let mut last_err = None;
+        for _ in 0..16 {
+            let v4 = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+            let port = v4.local_addr()?.port();
+            match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
+                Ok(v6) => return Ok(Self { v4, v6: Some(v6) }),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_err = Some(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no IPv6 loopback: IPv6 connections from the job will fail");
+                    return Ok(Self { v4, v6: None });
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
+    }
+
+    /// The port both listeners use.
+    pub fn port(&self) -> u16 {
+        self.v4.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Accepts and handles connections until `stop` is notified. Connections still open then
+    /// keep going; [`Context::wait_idle`] waits for them, and dropping the runtime closes them
+    /// (each still writes its record).
+    pub async fn serve(self, ctx: Arc<Context>, stop: Arc<Notify>) {
+        let v4 = accept_loop(self.v4, ctx.clone());
+        let stopped = stop.notified();
+        match self.v6 {
+            Some(v6) => {
+                tokio::select! {
+                    () = v4 => {}
+                    () = accept_loop(v6, ctx) => {}
+                    () = stopped => {}
+                }
+            }
+            None => {
+                tokio::select! {
+                    () = v4 => {}
+                    () = stopped => {}
+                }
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let token = ActiveToken::new(&ctx);
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    conn::handle(ctx, stream, peer).await;
+                    drop(token);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

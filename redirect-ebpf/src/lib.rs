@@ -1,0 +1,106 @@
+//! Types shared by Warden's eBPF programs and the userspace loader.
+//!
+//! The programs in `main.rs` run in the kernel: a cgroup `connect4`/`connect6` hook sends every TCP
+//! connect of the hooked cgroup to Warden's proxy and remembers where it was going; a `sockops`
+//! program re-keys that memory by the client's own address and port once the kernel has chosen
+//! them, so the proxy can find it from the accepted socket's peer address; and `sched`
+//! tracepoints report exec, fork and exit so userspace can name the process behind a connection
+//! even after it has exited. Everything crossing the boundary is one of the `#[repr(C)]` plain
+//! structs below; the field layouts are the contract, so change them on both sides at once.
+#![no_std]
+#![warn(missing_docs)]
+
+/// Address family values as the kernel spells them.
+pub const AF_INET: u16 = 2;
+/// IPv6 address family.
+pub const AF_INET6: u16 = 10;
+
+/// Name of the map from client address to original destination (see [`SockKey`]).
+pub const MAP_ORIG_DST: &str = "ORIG_DST";
+/// Name of the ring buffer carrying [`ProcEvent`]s.
+pub const MAP_PROC_EVENTS: &str = "PROC_EVENTS";
+
+/// Global: proxy port (host byte order) that redirected connects are sent to.
+pub const GLOBAL_PROXY_PORT: &str = "PROXY_PORT";
+/// Global: `SO_MARK` of the proxy's own upstream sockets, which are never redirected (0 = none).
+pub const GLOBAL_PROXY_MARK: &str = "PROXY_MARK";
+/// Global: id (inode number) of the hooked cgroup; tracepoints report only its processes.
+pub const GLOBAL_CGROUP_ID: &str = "CGROUP_ID";
+/// Global: depth of the hooked cgroup below the cgroup v2 root (the root is level 0).
+pub const GLOBAL_CGROUP_LEVEL: &str = "CGROUP_LEVEL";
+/// Global: byte offset of `child_pid` in the `sched_process_fork` tracepoint record. It moved in
+/// Linux 6.x (`comm` became `__data_loc`), so userspace reads it from tracefs at load time.
+pub const GLOBAL_FORK_CHILD_PID_OFFSET: &str = "FORK_CHILD_PID_OFFSET";
+
+/// A TCP endpoint as the kernel saw it: an IPv6 address (IPv4 stored v4-mapped,
+/// `::ffff:a.b.c.d`) in network byte order and a port in host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SockKey {
+    /// Address bytes, network order; IPv4 as `::ffff:a.b.c.d`.
+    pub addr: [u8; 16],
+    /// Port, host order.
+    pub port: u16,
+    /// Always zero: keeps the key free of uninitialised padding.
+    pub _pad: [u8; 6],
+}
+
+/// Where a redirected connect was going, and who made it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrigDst {
+    /// Original destination address, network order; IPv4 (and v4-mapped IPv6) as `::ffff:a.b.c.d`.
+    pub addr: [u8; 16],
+    /// Original destination port, host order.
+    pub port: u16,
+    /// Address family of the connecting socket ([`AF_INET`] or [`AF_INET6`]).
+    pub family: u16,
+    /// Thread id of the caller of `connect()`.
+    pub pid: u32,
+    /// Process id (thread-group id) of the caller.
+    pub tgid: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+    /// Kernel socket cookie of the client socket.
+    pub cookie: u64,
+    /// `comm` of the calling thread, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+/// [`ProcEvent::kind`]: a process or thread was created (`sched_process_fork`).
+pub const PROC_FORK: u32 = 1;
+/// [`ProcEvent::kind`]: a process called exec successfully (`sched_process_exec`).
+pub const PROC_EXEC: u32 = 2;
+/// [`ProcEvent::kind`]: a task exited (`sched_process_exit`).
+pub const PROC_EXIT: u32 = 3;
+
+/// Length of [`ProcEvent::filename`]; longer exec paths are cut.
+pub const FILENAME_LEN: usize = 256;
+
+/// One process lifecycle event, sent through the `PROC_EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcEvent {
+    /// [`PROC_FORK`], [`PROC_EXEC`] or [`PROC_EXIT`].
+    pub kind: u32,
+    /// Fork: the child's task id. Exec: the process id. Exit: the exiting task id.
+    pub pid: u32,
+    /// Fork: the parent's process id. Exec: the pid before exec (differs when a non-leader
+    /// thread called exec). Exit: the exiting task's process id (`pid == tgid` for a process).
+    pub tgid: u32,
+    /// Padding, zero.
+    pub _pad: u32,
+    /// `comm` of the current task when the event fired.
+    pub comm: [u8; 16],
+    /// Exec only: the path passed to exec, NUL-terminated.
+    pub filename: [u8; FILENAME_LEN],
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: these are `#[repr(C)]` structs of integers and byte arrays with explicit padding
+    // fields, so every bit pattern is a valid value and none has uninitialised bytes.
+    unsafe impl aya::Pod for super::SockKey {}
+    unsafe impl aya::Pod for super::OrigDst {}
+    unsafe impl aya::Pod for super::ProcEvent {}
+}
