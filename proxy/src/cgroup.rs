@@ -57,9 +57,9 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| {
-            bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c))
-        });
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal {
             Some(d) => {
                 let v = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
@@ -87,13 +87,23 @@ pub struct JobCgroup {
 impl JobCgroup {
     /// Creates `<cgroup2 mount>/<name>`.
     pub fn create(name: &str) -> Result<Self, Error> {
-        let mounts = fs::read_to_string("/proc/mounts").map_err(io_err("read", Path::new("/proc/mounts")))?;
+        let mounts = fs::read_to_string("/proc/mounts")
+            .map_err(io_err("read", Path::new("/proc/mounts")))?;
         let root = find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)?;
         let path = root.join(name);
         fs::create_dir(&path).map_err(io_err("create cgroup", &path))?;
         let id = fs::metadata(&path).map_err(io_err("stat", &path))?.ino();
-        let level = u32::try_from(path.strip_prefix(&root).map_or(1, |p| p.components().count())).unwrap_or(1);
-        Ok(Self { path, id, level, removed: false })
+        let level = u32::try_from(
+            path.strip_prefix(&root)
+                .map_or(1, |p| p.components().count()),
+        )
+        .unwrap_or(1);
+        Ok(Self {
+            path,
+            id,
+            level,
+            removed: false,
+        })
     }
 
     /// The cgroup directory.
@@ -190,7 +200,10 @@ mod tests {
         let mounts = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
                       cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n\
                       cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
-        assert_eq!(find_cgroup2_mount(mounts), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            find_cgroup2_mount(mounts),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
     }
 
     #[test]
@@ -207,7 +220,10 @@ mod tests {
 
     #[test]
     fn no_v2_mount_is_none() {
-        assert_eq!(find_cgroup2_mount("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"), None);
+        assert_eq!(
+            find_cgroup2_mount("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"),
+            None
+        );
         assert_eq!(find_cgroup2_mount("garbage\n\n  \n"), None);
     }
 }

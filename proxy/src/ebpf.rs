@@ -108,10 +108,15 @@ pub fn attach(
     // Tracepoints first: the process table must be complete before the first connect.
     for (name, event) in TRACEPOINTS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
-        prog.load().map_err(|source| Error::Program { name, source })?;
+        prog.load()
+            .map_err(|source| Error::Program { name, source })?;
         prog.attach("sched", event)
             .map_err(|source| Error::Program { name, source })?;
-        program_ids.push(prog.info().map_err(|source| Error::Program { name, source })?.id());
+        program_ids.push(
+            prog.info()
+                .map_err(|source| Error::Program { name, source })?
+                .id(),
+        );
     }
     for name in CGROUP_PROGRAMS {
         let prog = ebpf.program_mut(name).ok_or(Error::Map {
@@ -119,7 +124,9 @@ pub fn attach(
             detail: "program missing from object".into(),
         })?;
         let id = match prog {
-            aya::programs::Program::CgroupSockAddr(p) => attach_cgroup_sock_addr(p, &cgroup_dir, name)?,
+            aya::programs::Program::CgroupSockAddr(p) => {
+                attach_cgroup_sock_addr(p, &cgroup_dir, name)?
+            }
             aya::programs::Program::SockOps(p) => attach_sock_ops(p, &cgroup_dir, name)?,
             _ => {
                 return Err(Error::Map {
@@ -165,10 +172,15 @@ where
         name,
         detail: "program missing from object".into(),
     })?;
-    prog.try_into().map_err(|source| Error::Program { name, source })
+    prog.try_into()
+        .map_err(|source| Error::Program { name, source })
 }
 
-fn attach_cgroup_sock_addr(p: &mut CgroupSockAddr, cgroup: &File, name: &'static str) -> Result<u32, Error> {
+fn attach_cgroup_sock_addr(
+    p: &mut CgroupSockAddr,
+    cgroup: &File,
+    name: &'static str,
+) -> Result<u32, Error> {
     let err = |source| Error::Program { name, source };
     p.load().map_err(err)?;
     // With bpf_link (Linux 5.7+) cgroup links always coexist with other programs; the kernel

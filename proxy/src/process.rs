@@ -194,9 +194,15 @@ impl Table {
             return from_proc(pid, comm);
         };
         let mut ancestry = Vec::new();
-        let mut cur = if Some(pid) == self.root { None } else { entry.ppid };
+        let mut cur = if Some(pid) == self.root {
+            None
+        } else {
+            entry.ppid
+        };
         while let Some(p) = cur {
-            let Some(parent) = self.map.get(&p) else { break };
+            let Some(parent) = self.map.get(&p) else {
+                break;
+            };
             ancestry.push(parent.exe.clone());
             if Some(p) == self.root || ancestry.len() >= MAX_ANCESTRY {
                 break;
@@ -206,7 +212,11 @@ impl Table {
         Process {
             pid,
             ppid: entry.ppid,
-            exe: if entry.exe.is_empty() { format!("[{comm}]") } else { entry.exe.clone() },
+            exe: if entry.exe.is_empty() {
+                format!("[{comm}]")
+            } else {
+                entry.exe.clone()
+            },
             argv: entry.argv.clone(),
             ancestry,
             step: None,
@@ -278,7 +288,10 @@ mod tests {
 
     #[test]
     fn ancestry_follows_forks_and_execs_up_to_the_root() {
-        let mut t = Table { root: Some(100), ..Table::default() };
+        let mut t = Table {
+            root: Some(100),
+            ..Table::default()
+        };
         apply(&mut t, PROC_EXEC, 100, 100, "/bin/sh");
         apply(&mut t, PROC_FORK, 101, 100, "");
         apply(&mut t, PROC_EXEC, 101, 101, "/usr/bin/make");

@@ -8,11 +8,7 @@
 //! the command was killed or Warden got SIGINT/SIGTERM.
 
 use std::{
-    ffi::OsString,
-    os::unix::process::ExitStatusExt,
-    path::PathBuf,
-    process::ExitStatus,
-    sync::Arc,
+    ffi::OsString, os::unix::process::ExitStatusExt, path::PathBuf, process::ExitStatus, sync::Arc,
     time::Duration,
 };
 
@@ -96,7 +92,13 @@ pub fn run(opts: RunOptions) -> i32 {
     let log = match AuditLog::open(&log_path) {
         Ok(log) => Arc::new(log),
         Err(source) => {
-            eprintln!("warden: {}", Error::AuditLog { path: log_path, source });
+            eprintln!(
+                "warden: {}",
+                Error::AuditLog {
+                    path: log_path,
+                    source
+                }
+            );
             return EXIT_WARDEN_FAILURE;
         }
     };
@@ -104,9 +106,15 @@ pub fn run(opts: RunOptions) -> i32 {
     // Connections still open after the drain timeout are dropped here; each writes its record.
     rt.shutdown_timeout(Duration::from_secs(1));
     let code = match result {
-        Ok(Finished { status, enforcement }) => {
+        Ok(Finished {
+            status,
+            enforcement,
+        }) => {
             // Detach before recording that enforcement stopped.
-            let (cgroup, programs) = (enforcement.info.cgroup.clone(), enforcement.info.programs.clone());
+            let (cgroup, programs) = (
+                enforcement.info.cgroup.clone(),
+                enforcement.info.programs.clone(),
+            );
             drop(enforcement);
             let mut stop = Record::new(Kind::Enforcement);
             stop.enforcement = Some(Enforcement {
@@ -151,10 +159,8 @@ impl std::ops::Deref for EnforcementHandle {
 
 impl Drop for EnforcementHandle {
     fn drop(&mut self) {
-        if let Some(cgroup) = self.cgroup.take() {
-            if let Err(e) = cgroup.remove() {
-                eprintln!("warden: {e}");
-            }
+        if let Some(Err(e)) = self.cgroup.take().map(JobCgroup::remove) {
+            eprintln!("warden: {e}");
         }
     }
 }
@@ -173,7 +179,12 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
     )?;
     let processes = ProcessTracker::new(events).map_err(io("process events"))?;
     tokio::spawn(processes.clone().run());
-    let ctx = Context::new(log.clone(), Some(processes.clone()), Some(orig_dst), PROXY_MARK);
+    let ctx = Context::new(
+        log.clone(),
+        Some(processes.clone()),
+        Some(orig_dst),
+        PROXY_MARK,
+    );
     let stop = Arc::new(Notify::new());
     tokio::spawn(listeners.serve(ctx.clone(), stop.clone()));
 
@@ -192,7 +203,10 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
         cgroup: Some(cgroup),
         info,
     };
-    let cgroup = enforcement.cgroup.as_ref().expect("cgroup is set until drop");
+    let cgroup = enforcement
+        .cgroup
+        .as_ref()
+        .expect("cgroup is set until drop");
 
     let exe = std::env::current_exe().map_err(io("find warden's own executable"))?;
     let mut child = Command::new(exe)
@@ -214,7 +228,10 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
     }
     let open = ctx.wait_idle(DRAIN_TIMEOUT).await;
     if open > 0 {
-        tracing::warn!(open, "connections still open after the command ended; closing them");
+        tracing::warn!(
+            open,
+            "connections still open after the command ended; closing them"
+        );
     }
     stop.notify_waiters();
     Ok(Finished {
@@ -309,5 +326,9 @@ pub fn enter_cgroup_and_exec(procs: &std::path::Path, cmd: &[OsString]) -> i32 {
     };
     let e = std::process::Command::new(prog).args(args).exec();
     eprintln!("warden: cannot run {}: {e}", prog.to_string_lossy());
-    if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 }
+    if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
 }

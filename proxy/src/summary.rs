@@ -28,18 +28,29 @@ impl Summary {
         let (pid, exe) = r
             .process
             .as_ref()
-            .map_or((0, "unknown process".to_string()), |p| (p.pid, p.exe.clone()));
+            .map_or((0, "unknown process".to_string()), |p| {
+                (p.pid, p.exe.clone())
+            });
         let dst = r.dst.as_ref().map_or_else(
             || "unknown destination".to_string(),
             |d| {
-                let ip = if d.ip.contains(':') { format!("[{}]", d.ip) } else { d.ip.clone() };
+                let ip = if d.ip.contains(':') {
+                    format!("[{}]", d.ip)
+                } else {
+                    d.ip.clone()
+                };
                 match &d.name {
                     Some(name) => format!("{name}:{} ({ip})", d.port),
                     None => format!("{ip}:{}", d.port),
                 }
             },
         );
-        let t = self.processes.entry((pid, exe)).or_default().entry(dst).or_default();
+        let t = self
+            .processes
+            .entry((pid, exe))
+            .or_default()
+            .entry(dst)
+            .or_default();
         t.count += 1;
         if let Some(b) = r.bytes {
             t.up += b.up;
@@ -100,8 +111,17 @@ mod tests {
 
     fn conn(pid: u32, exe: &str, name: Option<&str>, up: u64) -> Record {
         let mut r = Record::new(Kind::Connection);
-        r.process = Some(Process { pid, exe: exe.into(), ..Default::default() });
-        r.dst = Some(Dst { ip: "192.0.2.1".into(), port: 443, proto: "tcp", name: name.map(Into::into) });
+        r.process = Some(Process {
+            pid,
+            exe: exe.into(),
+            ..Default::default()
+        });
+        r.dst = Some(Dst {
+            ip: "192.0.2.1".into(),
+            port: 443,
+            proto: "tcp",
+            name: name.map(Into::into),
+        });
         r.bytes = Some(Bytes { up, down: 2048 });
         r
     }
@@ -118,7 +138,10 @@ mod tests {
         assert!(text.starts_with("3 connections from 2 processes"), "{text}");
         assert!(text.contains("/usr/bin/curl (pid 7)"), "{text}");
         assert!(text.contains("a.example:443 (192.0.2.1)"), "{text}");
-        assert!(text.contains("   2 conn  up      30 B  down   4.0 KiB"), "{text}");
+        assert!(
+            text.contains("   2 conn  up      30 B  down   4.0 KiB"),
+            "{text}"
+        );
         assert!(text.contains("192.0.2.1:443"), "{text}");
     }
 

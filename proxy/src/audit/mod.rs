@@ -17,7 +17,8 @@ use std::{
 };
 
 pub use record::{
-    Bytes, Decision, Dst, Enforcement, Http, Kind, Process, Record, SCHEMA_VERSION, Tls, now_rfc3339,
+    Bytes, Decision, Dst, Enforcement, Http, Kind, Process, Record, SCHEMA_VERSION, Tls,
+    now_rfc3339,
 };
 
 use crate::summary::Summary;
@@ -74,6 +75,9 @@ impl AuditLog {
 
     /// A copy of the summary so far.
     pub fn summary(&self) -> Summary {
-        self.summary.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

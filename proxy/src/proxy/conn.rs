@@ -115,7 +115,9 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             reset(client);
             return;
         }
-        rec.counters.up.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        rec.counters
+            .up
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
     }
     drop(buf);
     if let Err(e) = relay::relay(&mut client, &mut upstream, &rec.counters).await {
@@ -144,17 +146,20 @@ fn refuse(rec: &mut RecordGuard, client: TcpStream, e: &io::Error) {
 }
 
 /// A reset on one side is passed on as a reset to the other.
+/// A reset is a normal way to end a connection (curl resets when it closes with a TLS alert still
+/// unread), so it gets a neutral flag; anything else is an error.
 fn ended_with_error(rec: &mut RecordGuard, client: TcpStream, upstream: TcpStream, e: &RelayError) {
     rec.reason(e.to_string());
+    let was_reset = e.source.kind() == io::ErrorKind::ConnectionReset;
+    match (e.side, was_reset) {
+        (Side::Upstream, true) => rec.flag("upstream-reset"),
+        (Side::Upstream, false) => rec.flag("upstream-error"),
+        (Side::Client, true) => rec.flag("client-reset"),
+        (Side::Client, false) => rec.flag("client-error"),
+    }
     match e.side {
-        Side::Upstream => {
-            rec.flag("upstream-error");
-            reset(client);
-        }
-        Side::Client => {
-            rec.flag("client-error");
-            reset(upstream);
-        }
+        Side::Upstream => reset(client),
+        Side::Client => reset(upstream),
     }
 }
 
@@ -256,7 +261,8 @@ fn strip_query(target: &str) -> &str {
 impl Drop for RecordGuard {
     fn drop(&mut self) {
         let rec = &mut self.rec;
-        rec.duration_ms = Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        rec.duration_ms =
+            Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
         rec.bytes = Some(Bytes {
             up: self.counters.up.load(Ordering::Relaxed),
             down: self.counters.down.load(Ordering::Relaxed),

@@ -65,7 +65,13 @@ pub async fn relay(
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let up = pump(&mut cr, &mut uw, &counters.up, Side::Client, Side::Upstream);
-    let down = pump(&mut ur, &mut cw, &counters.down, Side::Upstream, Side::Client);
+    let down = pump(
+        &mut ur,
+        &mut cw,
+        &counters.down,
+        Side::Upstream,
+        Side::Client,
+    );
     tokio::try_join!(up, down).map(|_| ())
 }
 

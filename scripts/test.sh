@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Quick start, step 2 (and what CI runs): install what is missing, then lint and run every test:
+# unit tests, parser tests over real ClientHello captures, and the end-to-end tests, which run as
+# root with the real eBPF programs and real clients inside network namespaces they create.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The end-to-end tests run the warden binary; build it first.
+cargo build --workspace --bins
+cargo test --workspace

@@ -1,0 +1,156 @@
+//! `cargo run -p tests --bin warden-demo`: watch warden audit a handful of real clients.
+//!
+//! It builds the same sealed world the end-to-end tests use (a network namespace with TLS, HTTP,
+//! echo and banner origins on documentation addresses), runs `warden run` over a shell script of
+//! real clients with warden's own output on the terminal, then shows where the audit log went
+//! and what its first records say. Nothing it does leaves the machine. Needs root, and the
+//! warden binary (`cargo build -p proxy`).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tests::warden::{read_records, try_warden_bin};
+use tests::{Netns, Origins, WardenRun, clients, netns};
+
+/// How many audit records to print.
+const SHOWN: usize = 5;
+
+fn main() -> ExitCode {
+    match demo() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warden-demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> anyhow::Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("needs root: it creates a network namespace and warden attaches eBPF");
+    }
+    let warden = try_warden_bin()?;
+    let netns = Netns::new()?;
+    let origins = Origins::start(&netns)?;
+    describe(&netns, &origins, &warden);
+
+    let audit_log = std::env::current_dir()?.join("warden-demo.audit.jsonl");
+    // Warden may append; the demo shows this run only.
+    let _ = std::fs::remove_file(&audit_log);
+    let script = script(&origins.ca_pem_path());
+    let mut cmd = WardenRun::new(&netns)
+        .audit_log(&audit_log)
+        .cmd(["sh", "-c", &script])
+        .command()?;
+    println!(
+        "\n$ warden run --audit-log {} -- sh -c <clients>\n",
+        audit_log.display()
+    );
+    let status = cmd.status().context("cannot start warden")?;
+
+    println!("\nwarden exited with {status}");
+    for origin in origins.all() {
+        println!(
+            "  {:<14} saw {} connection(s)",
+            origin.name(),
+            origin.connections()
+        );
+    }
+    show_records(&audit_log);
+    // Like a shell: a signal N becomes 128 + N.
+    let code = status
+        .code()
+        .or(status.signal().map(|n| 128 + n))
+        .unwrap_or(1);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn describe(netns: &Netns, origins: &Origins, warden: &Path) {
+    println!("warden binary:   {}", warden.display());
+    println!(
+        "namespace:       {} (lo: {})",
+        netns.name(),
+        netns::ADDRESSES.join(", ")
+    );
+    println!("origins:");
+    for origin in origins.all() {
+        let addrs: Vec<String> = origin.addrs().iter().map(ToString::to_string).collect();
+        println!("  {:<14} {}", origin.name(), addrs.join(", "));
+    }
+    println!("names (/etc/hosts inside the namespace):");
+    for line in netns::HOSTS.lines().filter(|l| l.contains(".example")) {
+        println!("  {line}");
+    }
+    println!("test CA:         {}", origins.ca_pem_path().display());
+}
+
+/// Every client runs even if an earlier one fails (warden may block some); the script fails if
+/// any did.
+fn script(ca: &Path) -> String {
+    let steps = [
+        (
+            "curl https://tls.example/demo",
+            clients::curl("https://tls.example/demo", ca),
+        ),
+        (
+            "curl http://http.example/demo",
+            clients::curl("http://http.example/demo", ca),
+        ),
+        (
+            "curl https://v6.example (IPv6)",
+            clients::curl("https://v6.example/over-ipv6", ca),
+        ),
+        (
+            "curl http://[2001:db8::10]/",
+            clients::curl("http://[2001:db8::10]/literal", ca),
+        ),
+        (
+            "python ssl to tls.example",
+            clients::python_https("tls.example", "/py", ca),
+        ),
+        (
+            "openssl s_client tls.example:443",
+            clients::openssl_handshake("tls.example", 443, "tls.example", ca),
+        ),
+        (
+            "python echo raw.example:7",
+            clients::python_echo("raw.example", 7, 100_000),
+        ),
+        (
+            "python banner.example:25",
+            clients::python_banner("banner.example", 25),
+        ),
+    ];
+    let mut script = String::from("failed=0\n");
+    for (label, step) in steps {
+        let label = clients::quote(&format!("== {label}"));
+        script.push_str(&format!(
+            "echo {label}\n{step} || {{ echo '   ^ failed'; failed=1; }}\n"
+        ));
+    }
+    script.push_str("exit $failed\n");
+    script
+}
+
+fn show_records(audit_log: &Path) {
+    println!("\naudit log: {}", audit_log.display());
+    match read_records(audit_log) {
+        Ok(records) if records.is_empty() => println!("  (no records)"),
+        Ok(records) => {
+            println!(
+                "{} record(s); the first {}:",
+                records.len(),
+                SHOWN.min(records.len())
+            );
+            for record in records.iter().take(SHOWN) {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(record).unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => println!("  cannot read it: {e:#}"),
+    }
+}
