@@ -12,7 +12,7 @@ need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # llvm-22-dev: bpf-linker links against LLVM 22 (the nightly's LLVM). The rest are the tools the
 # end-to-end tests and the demo drive: real clients and real origins.
-for pkg in llvm-22-dev curl openssl iproute2 util-linux python3 ca-certificates; do
+for pkg in llvm-22-dev curl openssl iproute2 util-linux python3 ca-certificates iptables; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -27,10 +27,12 @@ use crate::{cgroup::JobCgroup, tracefs};
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect-ebpf"));
 
 const CGROUP_PROGRAMS: [&str; 3] = ["warden_connect4", "warden_connect6", "warden_sock_ops"];
-const TRACEPOINTS: [(&str, &str); 3] = [
-    ("warden_sched_fork", "sched_process_fork"),
-    ("warden_sched_exec", "sched_process_exec"),
-    ("warden_sched_exit", "sched_process_exit"),
+const TRACEPOINTS: [(&str, &str, &str); 5] = [
+    ("warden_sys_enter_execve", "syscalls", "sys_enter_execve"),
+    ("warden_sys_enter_execveat", "syscalls", "sys_enter_execveat"),
+    ("warden_sched_fork", "sched", "sched_process_fork"),
+    ("warden_sched_exec", "sched", "sched_process_exec"),
+    ("warden_sched_exit", "sched", "sched_process_exit"),
 ];
 
 /// Errors loading or attaching the eBPF programs. Internal: Warden or the host is at fault.
@@ -106,11 +108,11 @@ pub fn attach(
     })?;
     let mut program_ids = Vec::new();
     // Tracepoints first: the process table must be complete before the first connect.
-    for (name, event) in TRACEPOINTS {
+    for (name, category, event) in TRACEPOINTS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
         prog.load()
             .map_err(|source| Error::Program { name, source })?;
-        prog.attach("sched", event)
+        prog.attach(category, event)
             .map_err(|source| Error::Program { name, source })?;
         program_ids.push(
             prog.info()

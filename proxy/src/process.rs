@@ -17,7 +17,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use redirect_ebpf::{FILENAME_LEN, PROC_EXEC, PROC_EXIT, PROC_FORK};
+use redirect_ebpf::{ARGV_LEN, FILENAME_LEN, PROC_EXEC, PROC_EXIT, PROC_FORK};
 use tokio::io::unix::AsyncFd;
 
 use crate::{audit::Process, ebpf::c_str};
@@ -62,7 +62,12 @@ struct Event {
     tgid: u32,
     comm: String,
     filename: String,
+    /// Arguments captured by the kernel at exec; empty if it could not read them.
+    argv: Vec<String>,
 }
+
+/// Offset of `argv` (`ArgvBuf`: len, argc, data) in `redirect_ebpf::ProcEvent`.
+const ARGV_AT: usize = 32 + FILENAME_LEN;
 
 impl Event {
     /// Decodes a `redirect_ebpf::ProcEvent` from ring buffer bytes; `None` if too short.
@@ -74,8 +79,27 @@ impl Event {
             tgid: u32_at(8)?,
             comm: c_str(b.get(16..32)?),
             filename: c_str(b.get(32..32 + FILENAME_LEN)?),
+            argv: decode_argv(b),
         })
     }
+}
+
+/// NUL-separated arguments, `len` bytes of `data` (clamped: the kernel side is trusted but a
+/// bad length must not panic here).
+fn decode_argv(b: &[u8]) -> Vec<String> {
+    let Some(len) = b
+        .get(ARGV_AT..ARGV_AT + 4)
+        .and_then(|l| l.try_into().ok())
+        .map(u32::from_ne_bytes)
+    else {
+        return Vec::new();
+    };
+    let len = (len as usize).min(ARGV_LEN);
+    let data = b.get(ARGV_AT + 8..ARGV_AT + 8 + len).unwrap_or_default();
+    data.split(|&c| c == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
 }
 
 impl ProcessTracker {
@@ -174,7 +198,11 @@ impl Table {
                 } else {
                     ev.filename
                 };
-                entry.argv = proc_cmdline(ev.pid).unwrap_or_default();
+                entry.argv = if ev.argv.is_empty() {
+                    proc_cmdline(ev.pid).unwrap_or_default()
+                } else {
+                    ev.argv
+                };
                 entry.exited = None;
             }
             PROC_EXIT if ev.pid == ev.tgid => {
@@ -265,7 +293,7 @@ mod tests {
     use super::*;
 
     fn event(kind: u32, pid: u32, tgid: u32, filename: &str) -> Vec<u8> {
-        let mut b = vec![0u8; 32 + FILENAME_LEN];
+        let mut b = vec![0u8; ARGV_AT + 8 + ARGV_LEN];
         b[0..4].copy_from_slice(&kind.to_ne_bytes());
         b[4..8].copy_from_slice(&pid.to_ne_bytes());
         b[8..12].copy_from_slice(&tgid.to_ne_bytes());
@@ -279,7 +307,22 @@ mod tests {
         let ev = Event::decode(&event(PROC_EXEC, 10, 10, "/bin/sh")).unwrap();
         assert_eq!((ev.kind, ev.pid, ev.tgid), (PROC_EXEC, 10, 10));
         assert_eq!((ev.comm.as_str(), ev.filename.as_str()), ("sh", "/bin/sh"));
+        assert!(ev.argv.is_empty());
         assert_eq!(Event::decode(&[0u8; 20]), None);
+    }
+
+    #[test]
+    fn decodes_argv_and_clamps_bad_lengths() {
+        let mut b = event(PROC_EXEC, 10, 10, "/usr/bin/curl");
+        let args = b"curl\0-s\0https://x.example/\0";
+        b[ARGV_AT..ARGV_AT + 4].copy_from_slice(&(args.len() as u32).to_ne_bytes());
+        b[ARGV_AT + 8..ARGV_AT + 8 + args.len()].copy_from_slice(args);
+        let ev = Event::decode(&b).unwrap();
+        assert_eq!(ev.argv, ["curl", "-s", "https://x.example/"]);
+        b[ARGV_AT..ARGV_AT + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(Event::decode(&b).unwrap().argv.len(), 3);
+        b.truncate(ARGV_AT + 20);
+        assert!(Event::decode(&b).unwrap().argv.is_empty());
     }
 
     fn apply(t: &mut Table, kind: u32, pid: u32, tgid: u32, filename: &str) {

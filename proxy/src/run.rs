@@ -110,21 +110,8 @@ pub fn run(opts: RunOptions) -> i32 {
             status,
             enforcement,
         }) => {
-            // Detach before recording that enforcement stopped.
-            let (cgroup, programs) = (
-                enforcement.info.cgroup.clone(),
-                enforcement.info.programs.clone(),
-            );
+            // Detaches, removes the cgroup and writes the stop record, after every connection's.
             drop(enforcement);
-            let mut stop = Record::new(Kind::Enforcement);
-            stop.enforcement = Some(Enforcement {
-                event: "stop",
-                mode: "audit",
-                cgroup,
-                programs,
-                proxy: None,
-            });
-            log.write(&stop);
             exit_code(status)
         }
         Err(e) => {
@@ -139,29 +126,39 @@ pub fn run(opts: RunOptions) -> i32 {
 
 struct Finished {
     status: ExitStatus,
-    /// Owned so the caller controls when hooks detach; it holds the eBPF objects and cgroup.
     enforcement: EnforcementHandle,
 }
 
-/// Keeps the hooks attached and the cgroup alive; dropping it detaches, then removes the cgroup.
+/// Keeps the hooks attached and the cgroup alive. Dropping it — on success or on any error after
+/// enforcement started — detaches the programs, removes the cgroup and writes the `stop` record.
 struct EnforcementHandle {
-    _redirect: ebpf::Redirect,
+    redirect: Option<ebpf::Redirect>,
     cgroup: Option<JobCgroup>,
     info: Enforcement,
+    log: Arc<AuditLog>,
 }
 
-impl std::ops::Deref for EnforcementHandle {
-    type Target = Enforcement;
-    fn deref(&self) -> &Enforcement {
-        &self.info
+impl EnforcementHandle {
+    fn cgroup(&self) -> &JobCgroup {
+        self.cgroup
+            .as_ref()
+            .expect("the cgroup lives until the handle drops")
     }
 }
 
 impl Drop for EnforcementHandle {
     fn drop(&mut self) {
+        drop(self.redirect.take());
         if let Some(Err(e)) = self.cgroup.take().map(JobCgroup::remove) {
             eprintln!("warden: {e}");
         }
+        let mut stop = Record::new(Kind::Enforcement);
+        stop.enforcement = Some(Enforcement {
+            event: "stop",
+            proxy: None,
+            ..self.info.clone()
+        });
+        self.log.write(&stop);
     }
 }
 
@@ -199,14 +196,12 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
     start.enforcement = Some(info.clone());
     log.write(&start);
     let enforcement = EnforcementHandle {
-        _redirect: redirect,
+        redirect: Some(redirect),
         cgroup: Some(cgroup),
         info,
+        log,
     };
-    let cgroup = enforcement
-        .cgroup
-        .as_ref()
-        .expect("cgroup is set until drop");
+    let cgroup = enforcement.cgroup();
 
     let exe = std::env::current_exe().map_err(io("find warden's own executable"))?;
     let mut child = Command::new(exe)

@@ -76,6 +76,28 @@ pub const PROC_EXIT: u32 = 3;
 
 /// Length of [`ProcEvent::filename`]; longer exec paths are cut.
 pub const FILENAME_LEN: usize = 256;
+/// Longest single argument kept in [`ArgvBuf`]; longer ones are cut.
+pub const ARG_MAX: usize = 256;
+/// Bytes of arguments kept: arguments are appended while they start below this offset.
+pub const ARGV_KEEP: usize = 1024;
+/// Size of [`ArgvBuf::data`]: room for one more [`ARG_MAX`] argument past [`ARGV_KEEP`].
+pub const ARGV_LEN: usize = ARGV_KEEP + ARG_MAX;
+/// Most arguments read from one exec.
+pub const MAX_ARGS: u32 = 32;
+
+/// The arguments of an exec, captured at `sys_enter_execve` (the only point they can be read
+/// without `task_struct`) and attached to the `sched_process_exec` event, so a process that exits
+/// at once still has its command line.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ArgvBuf {
+    /// Bytes used in `data`.
+    pub len: u32,
+    /// Arguments read (may be fewer than passed).
+    pub argc: u32,
+    /// NUL-terminated arguments, back to back.
+    pub data: [u8; ARGV_LEN],
+}
 
 /// One process lifecycle event, sent through the `PROC_EVENTS` ring buffer.
 #[repr(C)]
@@ -94,6 +116,8 @@ pub struct ProcEvent {
     pub comm: [u8; 16],
     /// Exec only: the path passed to exec, NUL-terminated.
     pub filename: [u8; FILENAME_LEN],
+    /// Exec only: the arguments (`argv.len == 0` if they could not be read).
+    pub argv: ArgvBuf,
 }
 
 #[cfg(feature = "user")]
@@ -103,4 +127,5 @@ mod user {
     unsafe impl aya::Pod for super::SockKey {}
     unsafe impl aya::Pod for super::OrigDst {}
     unsafe impl aya::Pod for super::ProcEvent {}
+    unsafe impl aya::Pod for super::ArgvBuf {}
 }

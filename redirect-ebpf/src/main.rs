@@ -12,9 +12,9 @@ mod redirect;
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use redirect_ebpf::{OrigDst, SockKey};
+use redirect_ebpf::{ArgvBuf, OrigDst, SockKey};
 
 // Set by the loader (`EbpfLoader::set_global`); read through `global()` so the compiler cannot
 // fold the placeholder values into the code.
@@ -47,6 +47,15 @@ static ORIG_DST: LruHashMap<SockKey, OrigDst> = LruHashMap::with_max_entries(655
 /// Process lifecycle events for the userspace process table (4 MiB).
 #[map]
 static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// Arguments of execs in flight, by the calling thread's id, from `sys_enter_execve` until
+/// `sched_process_exec` (LRU: a failed exec's entry just ages out).
+#[map]
+static EXEC_ARGV: LruHashMap<u32, ArgvBuf> = LruHashMap::with_max_entries(4096, 0);
+
+/// Scratch space to build an [`ArgvBuf`] (too big for the 512-byte eBPF stack).
+#[map]
+static ARGV_SCRATCH: PerCpuArray<ArgvBuf> = PerCpuArray::with_max_entries(1, 0);
 
 #[cfg(not(test))]
 #[panic_handler]

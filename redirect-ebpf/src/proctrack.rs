@@ -8,14 +8,22 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes,
-        generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id},
+        bpf_probe_read_user,
+        generated::{
+            bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_probe_read_kernel,
+            bpf_probe_read_user_str,
+        },
     },
     macros::tracepoint,
     programs::TracePointContext,
 };
-use redirect_ebpf::{PROC_EXEC, PROC_EXIT, PROC_FORK, ProcEvent};
+use redirect_ebpf::{
+    ARG_MAX, ARGV_KEEP, ArgvBuf, MAX_ARGS, PROC_EXEC, PROC_EXIT, PROC_FORK, ProcEvent,
+};
 
-use crate::{CGROUP_ID, CGROUP_LEVEL, FORK_CHILD_PID_OFFSET, PROC_EVENTS, global};
+use crate::{
+    ARGV_SCRATCH, CGROUP_ID, CGROUP_LEVEL, EXEC_ARGV, FORK_CHILD_PID_OFFSET, PROC_EVENTS, global,
+};
 
 /// Is the current task in the hooked cgroup or one below it?
 #[inline(always)]
@@ -28,8 +36,17 @@ fn in_hooked_cgroup() -> bool {
     }
 }
 
+/// What an exec event carries besides the ids.
+struct ExecInfo<'a> {
+    ctx: &'a TracePointContext,
+    /// The tracepoint's `__data_loc` word for `filename`.
+    filename_loc: u32,
+    /// The thread that called exec (its arguments are filed under this id).
+    caller: u32,
+}
+
 #[inline(always)]
-fn emit(kind: u32, pid: u32, tgid: u32, filename_loc: Option<(&TracePointContext, u32)>) {
+fn emit(kind: u32, pid: u32, tgid: u32, exec: Option<ExecInfo<'_>>) {
     let Some(mut entry) = PROC_EVENTS.reserve::<ProcEvent>(0) else {
         return;
     };
@@ -42,13 +59,88 @@ fn emit(kind: u32, pid: u32, tgid: u32, filename_loc: Option<(&TracePointContext
         (*ev)._pad = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         (*ev).filename[0] = 0;
-        if let Some((ctx, loc)) = filename_loc {
+        (*ev).argv.len = 0;
+        (*ev).argv.argc = 0;
+        if let Some(exec) = exec {
             // `__data_loc`: low 16 bits are the offset from the record start, high 16 the length.
-            let src = (ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize);
+            let loc = exec.filename_loc;
+            let src = (exec.ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize);
             let _ = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename);
+            if let Some(argv) = EXEC_ARGV.get_ptr(&exec.caller) {
+                let dst = &raw mut (*ev).argv;
+                let copied = bpf_probe_read_kernel(
+                    dst.cast(),
+                    core::mem::size_of::<ArgvBuf>() as u32,
+                    argv.cast(),
+                );
+                if copied != 0 {
+                    (*ev).argv.len = 0;
+                }
+                let _ = EXEC_ARGV.remove(&exec.caller);
+            }
         }
     }
     entry.submit(0);
+}
+
+/// Files the arguments of an exec about to happen under the calling thread's id.
+#[inline(always)]
+fn capture_argv(argv: *const *const u8) {
+    let Some(buf) = ARGV_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: `buf` is this CPU's scratch value; user pointers are only read through helpers.
+    unsafe {
+        (*buf).len = 0;
+        (*buf).argc = 0;
+        let data = (&raw mut (*buf).data).cast::<u8>();
+        let mut len: u32 = 0;
+        for i in 0..MAX_ARGS {
+            let Ok(arg) = bpf_probe_read_user(argv.add(i as usize)) else {
+                break;
+            };
+            if arg.is_null() || len as usize >= ARGV_KEEP {
+                break;
+            }
+            // The mask keeps the offset provably inside `data` for the verifier.
+            let off = (len as usize) & (ARGV_KEEP - 1);
+            let n = bpf_probe_read_user_str(data.add(off).cast(), ARG_MAX as u32, arg.cast());
+            if n <= 0 {
+                break;
+            }
+            len += n as u32;
+            (*buf).argc = i + 1;
+        }
+        (*buf).len = len;
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = EXEC_ARGV.insert(&tid, &*buf, 0);
+    }
+}
+
+#[tracepoint]
+pub fn warden_sys_enter_execve(ctx: TracePointContext) -> u32 {
+    if !in_hooked_cgroup() {
+        return 0;
+    }
+    // syscalls/sys_enter_execve: filename at 16, argv at 24 (syscall records are stable).
+    // SAFETY: fixed offset within the tracepoint record.
+    if let Ok(argv) = unsafe { ctx.read_at::<u64>(24) } {
+        capture_argv(argv as *const *const u8);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn warden_sys_enter_execveat(ctx: TracePointContext) -> u32 {
+    if !in_hooked_cgroup() {
+        return 0;
+    }
+    // syscalls/sys_enter_execveat: fd at 16, filename at 24, argv at 32.
+    // SAFETY: fixed offset within the tracepoint record.
+    if let Ok(argv) = unsafe { ctx.read_at::<u64>(32) } {
+        capture_argv(argv as *const *const u8);
+    }
+    0
 }
 
 #[tracepoint]
@@ -79,7 +171,12 @@ pub fn warden_sched_exec(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    emit(PROC_EXEC, tgid, old_pid as u32, Some((&ctx, loc)));
+    let exec = ExecInfo {
+        ctx: &ctx,
+        filename_loc: loc,
+        caller: old_pid as u32,
+    };
+    emit(PROC_EXEC, tgid, old_pid as u32, Some(exec));
     0
 }
 

@@ -111,3 +111,97 @@ where
         count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A connected pair of real loopback sockets.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(TcpStream::connect(l.local_addr().unwrap()), l.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    /// client_app <-> (client | relay | upstream) <-> server_app
+    async fn relayed() -> (
+        TcpStream,
+        TcpStream,
+        tokio::task::JoinHandle<(Result<(), RelayError>, Counters)>,
+    ) {
+        let (client_app, mut client) = pair().await;
+        let (mut upstream, server_app) = pair().await;
+        let task = tokio::spawn(async move {
+            let counters = Counters::default();
+            let r = relay(&mut client, &mut upstream, &counters).await;
+            (r, counters)
+        });
+        (client_app, server_app, task)
+    }
+
+    #[tokio::test]
+    async fn half_close_is_propagated_and_bytes_counted() {
+        let (mut client_app, mut server_app, task) = relayed().await;
+        client_app.write_all(b"request").await.unwrap();
+        client_app.shutdown().await.unwrap();
+        // The server sees the request and then EOF, yet can still answer.
+        let mut got = Vec::new();
+        server_app.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"request");
+        server_app
+            .write_all(b"response after half-close")
+            .await
+            .unwrap();
+        server_app.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        client_app.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"response after half-close");
+        let (result, counters) = task.await.unwrap();
+        result.unwrap();
+        assert_eq!(counters.up.load(Ordering::Relaxed), 7);
+        assert_eq!(counters.down.load(Ordering::Relaxed), 25);
+    }
+
+    #[tokio::test]
+    async fn upstream_reset_is_reported_as_upstream() {
+        let (mut client_app, server_app, task) = relayed().await;
+        socket2::SockRef::from(&server_app)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(server_app);
+        let (result, _) = task.await.unwrap();
+        let err = result.unwrap_err();
+        assert_eq!(
+            (err.side, err.source.kind()),
+            (Side::Upstream, io::ErrorKind::ConnectionReset)
+        );
+        // The relay's caller resets the client; here the client end just sees the relay's close.
+        let mut rest = Vec::new();
+        let _ = client_app.read_to_end(&mut rest).await;
+    }
+
+    #[tokio::test]
+    async fn large_transfer_arrives_intact() {
+        let (mut client_app, mut server_app, task) = relayed().await;
+        let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = payload.clone();
+        let writer = tokio::spawn(async move {
+            client_app.write_all(&sent).await.unwrap();
+            client_app.shutdown().await.unwrap();
+            client_app
+        });
+        let mut got = Vec::new();
+        server_app.read_to_end(&mut got).await.unwrap();
+        assert!(got == payload, "payload corrupted in transit");
+        drop(server_app);
+        drop(writer.await.unwrap());
+        let (_, counters) = task.await.unwrap();
+        assert_eq!(counters.up.load(Ordering::Relaxed), payload.len() as u64);
+    }
+}
