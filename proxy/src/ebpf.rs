@@ -29,7 +29,11 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/re
 const CGROUP_PROGRAMS: [&str; 3] = ["warden_connect4", "warden_connect6", "warden_sock_ops"];
 const TRACEPOINTS: [(&str, &str, &str); 5] = [
     ("warden_sys_enter_execve", "syscalls", "sys_enter_execve"),
-    ("warden_sys_enter_execveat", "syscalls", "sys_enter_execveat"),
+    (
+        "warden_sys_enter_execveat",
+        "syscalls",
+        "sys_enter_execveat",
+    ),
     ("warden_sched_fork", "sched", "sched_process_fork"),
     ("warden_sched_exec", "sched", "sched_process_exec"),
     ("warden_sched_exit", "sched", "sched_process_exit"),

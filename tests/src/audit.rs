@@ -4,9 +4,13 @@
 //! schema (DESIGN.md, "Audit record") as a user's `jq` would see it, not the proxy's Rust types,
 //! so a renamed field fails a test instead of silently following the rename.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::warden::read_records;
 
 /// Records whose `kind` is `kind`.
 pub fn of_kind<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -45,6 +49,136 @@ pub fn find_connection<'a>(records: &'a [Value], ip: &str, port: u16) -> Option<
 /// A record's `dst.ip`, parsed.
 pub fn dst_ip(record: &Value) -> Option<IpAddr> {
     record["dst"]["ip"].as_str()?.parse().ok()
+}
+
+/// The strings in a list-valued field (`flags`, `tls.alpn`, `process.argv`, …); empty when the
+/// field is absent, as the schema omits what does not apply.
+pub fn strings(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `flag` is among a record's `flags`.
+pub fn has_flag(record: &Value, flag: &str) -> bool {
+    strings(&record["flags"]).contains(&flag)
+}
+
+/// A record's `process.exe`, or `""` when the record names no process.
+pub fn exe(record: &Value) -> &str {
+    record["process"]["exe"].as_str().unwrap_or_default()
+}
+
+/// The file name of a record's `process.exe` (`curl` for `/usr/bin/curl`).
+pub fn exe_name(record: &Value) -> &str {
+    let exe = exe(record);
+    exe.rsplit('/').next().unwrap_or(exe)
+}
+
+/// `connection` records whose `http.url` is `url`.
+pub fn with_url<'a>(records: &'a [Value], url: &str) -> Vec<&'a Value> {
+    connections(records)
+        .into_iter()
+        .filter(|r| r["http"]["url"] == url)
+        .collect()
+}
+
+/// What the `enforcement` records of one run say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enforcement {
+    /// The job's cgroup directory.
+    pub cgroup: PathBuf,
+    /// Kernel ids of the attached eBPF programs.
+    pub programs: Vec<u32>,
+    /// Where the proxy listened (start record only).
+    pub proxy: Option<SocketAddr>,
+}
+
+impl Enforcement {
+    /// Reads an `enforcement` record's `enforcement` object; `None` if it lacks the cgroup or
+    /// the programs, or has a proxy that is not an address.
+    pub fn from_record(record: &Value) -> Option<Enforcement> {
+        let e = &record["enforcement"];
+        let programs = e["programs"]
+            .as_array()?
+            .iter()
+            .map(|id| id.as_u64().and_then(|id| u32::try_from(id).ok()))
+            .collect::<Option<Vec<u32>>>()?;
+        let proxy = match &e["proxy"] {
+            Value::Null => None,
+            proxy => Some(proxy.as_str()?.parse().ok()?),
+        };
+        Some(Enforcement {
+            cgroup: PathBuf::from(e["cgroup"].as_str()?),
+            programs,
+            proxy,
+        })
+    }
+}
+
+/// The `enforcement` record with `event: start`, if it has been written.
+pub fn enforcement_start(records: &[Value]) -> Option<Enforcement> {
+    enforcement(records)
+        .into_iter()
+        .find(|r| r["enforcement"]["event"] == "start")
+        .and_then(Enforcement::from_record)
+}
+
+/// Checks that a finished run's log is bracketed as documented: exactly one `start` record, on
+/// the first line, with the proxy address, and one `stop` record, on the last line, for the
+/// same cgroup and programs and without a proxy; and that some programs were attached. Returns
+/// what they say, or what is wrong with them.
+pub fn enforcement_bracket(records: &[Value]) -> Result<Enforcement, String> {
+    let events: Vec<&Value> = enforcement(records)
+        .iter()
+        .map(|r| &r["enforcement"]["event"])
+        .collect();
+    if events != ["start", "stop"] {
+        return Err(format!("expected events [start, stop], got {events:?}"));
+    }
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Err("the log is empty".into());
+    };
+    if first["enforcement"]["event"] != "start" || last["enforcement"]["event"] != "stop" {
+        return Err("start is not the first record or stop is not the last".into());
+    }
+    let start = Enforcement::from_record(first).ok_or("malformed start record")?;
+    let stop = Enforcement::from_record(last).ok_or("malformed stop record")?;
+    if start.proxy.is_none() || stop.proxy.is_some() {
+        return Err("the proxy address belongs in the start record only".into());
+    }
+    if start.programs.is_empty() {
+        return Err("no programs attached".into());
+    }
+    if (&start.cgroup, &start.programs) != (&stop.cgroup, &stop.programs) {
+        return Err(format!("start {start:?} and stop {stop:?} disagree"));
+    }
+    Ok(start)
+}
+
+/// Polls the audit log at `path` until a record satisfies `wanted` and returns it, or fails
+/// after `timeout` showing the records seen. For tests that act while warden is running.
+pub fn wait_for_record(
+    path: &Path,
+    timeout: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let records = read_records(path)?;
+        if let Some(found) = records.iter().find(|r| wanted(r)) {
+            return Ok(found.clone());
+        }
+        if Instant::now() >= deadline {
+            let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+            anyhow::bail!(
+                "no such record in {} within {timeout:?}; it has:\n{}",
+                path.display(),
+                lines.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[cfg(test)]
