@@ -80,30 +80,38 @@ fn unescape_mount_path(s: &str) -> String {
 pub struct JobCgroup {
     path: PathBuf,
     id: u64,
-    level: u32,
     removed: bool,
 }
 
 impl JobCgroup {
-    /// Creates `<cgroup2 mount>/<name>`.
+    /// Creates `<name>` below Warden's own cgroup, so the job keeps the resource limits and
+    /// accounting of whoever started Warden (a runner service, a user session). Falls back to the
+    /// cgroup v2 root when Warden's cgroup cannot have children (e.g. a systemd unit that does not
+    /// delegate).
     pub fn create(name: &str) -> Result<Self, Error> {
         let mounts = fs::read_to_string("/proc/mounts")
             .map_err(io_err("read", Path::new("/proc/mounts")))?;
         let root = find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)?;
-        let path = root.join(name);
-        fs::create_dir(&path).map_err(io_err("create cgroup", &path))?;
-        let id = fs::metadata(&path).map_err(io_err("stat", &path))?.ino();
-        let level = u32::try_from(
-            path.strip_prefix(&root)
-                .map_or(1, |p| p.components().count()),
-        )
-        .unwrap_or(1);
-        Ok(Self {
-            path,
-            id,
-            level,
-            removed: false,
-        })
+        let own = fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| own_cgroup(&t))
+            .map(|rel| root.join(rel));
+        let mut last = None;
+        for parent in own.iter().chain(std::iter::once(&root)) {
+            let path = parent.join(name);
+            match fs::create_dir(&path) {
+                Ok(()) => {
+                    let id = fs::metadata(&path).map_err(io_err("stat", &path))?.ino();
+                    return Ok(Self {
+                        path,
+                        id,
+                        removed: false,
+                    });
+                }
+                Err(e) => last = Some(io_err("create cgroup", &path)(e)),
+            }
+        }
+        Err(last.unwrap_or(Error::NoCgroup2))
     }
 
     /// The cgroup directory.
@@ -114,11 +122,6 @@ impl JobCgroup {
     /// The cgroup id the kernel reports (`bpf_get_current_cgroup_id`): the directory's inode.
     pub fn id(&self) -> u64 {
         self.id
-    }
-
-    /// Depth below the cgroup v2 root (the root is 0).
-    pub fn level(&self) -> u32 {
-        self.level
     }
 
     /// The `cgroup.procs` file a process writes its pid to in order to join.
@@ -162,7 +165,8 @@ impl JobCgroup {
     }
 
     fn remove_inner(&mut self) -> Result<(), Error> {
-        if self.removed {
+        // One attempt only: Drop after a failed `remove` must not repeat the wait.
+        if std::mem::replace(&mut self.removed, true) {
             return Ok(());
         }
         self.kill_all()?;
@@ -178,7 +182,6 @@ impl JobCgroup {
                 Err(e) => return Err(io_err("remove cgroup", &self.path)(e)),
             }
         }
-        self.removed = true;
         Ok(())
     }
 }
@@ -191,9 +194,34 @@ impl Drop for JobCgroup {
     }
 }
 
+/// The cgroup v2 path of this process from `/proc/self/cgroup` (`0::/a/b` → `a/b`); `None` at
+/// the root or on a v1-only host.
+fn own_cgroup(text: &str) -> Option<PathBuf> {
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let rel = rel.trim_start_matches('/');
+    // "(deleted)" or a relative escape would point somewhere else entirely.
+    if rel.is_empty() || rel.contains("..") || rel.ends_with(" (deleted)") {
+        return None;
+    }
+    Some(PathBuf::from(rel))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_cgroup_from_proc_self_cgroup() {
+        let hybrid =
+            "12:pids:/user.slice\n1:name=systemd:/user.slice/x.scope\n0::/user.slice/x.scope\n";
+        assert_eq!(
+            own_cgroup(hybrid),
+            Some(PathBuf::from("user.slice/x.scope"))
+        );
+        assert_eq!(own_cgroup("0::/\n"), None);
+        assert_eq!(own_cgroup("1:cpu:/a\n"), None);
+        assert_eq!(own_cgroup("0::/../../etc\n"), None);
+    }
 
     #[test]
     fn finds_unified_mount_on_hybrid_hosts() {

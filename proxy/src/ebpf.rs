@@ -14,12 +14,12 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSockAddr, SockOps, TracePoint},
 };
 use redirect_ebpf::{
-    GLOBAL_CGROUP_ID, GLOBAL_CGROUP_LEVEL, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_PROXY_MARK,
-    GLOBAL_PROXY_PORT, MAP_ORIG_DST, MAP_PROC_EVENTS, OrigDst, SockKey,
+    GLOBAL_CGROUP_ID, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_NETNS_COOKIE, GLOBAL_PROXY_PORT,
+    MAP_LOST_EVENTS, MAP_ORIG_DST, MAP_PROC_EVENTS, OrigDst, SockKey,
 };
 
 use crate::{cgroup::JobCgroup, tracefs};
@@ -79,14 +79,15 @@ pub enum Error {
 pub struct Settings {
     /// Port the proxy listens on, on 127.0.0.1 and [::1].
     pub proxy_port: u16,
-    /// `SO_MARK` the proxy puts on its upstream sockets, exempting them from the redirect.
-    pub proxy_mark: u32,
+    /// Cookie of the network namespace the proxy listens in; connects from others are refused.
+    pub netns_cookie: u64,
 }
 
 /// The loaded, attached programs. Dropping it detaches and unloads them.
 pub struct Redirect {
     _ebpf: Ebpf,
     program_ids: Vec<u32>,
+    lost_events: PerCpuArray<MapData, u64>,
 }
 
 /// Attaches the redirect and process tracepoints to `cgroup`. Returns the attached object, the
@@ -97,12 +98,11 @@ pub fn attach(
 ) -> Result<(Redirect, OrigDstTable, RingBuf<MapData>), Error> {
     tracefs::ensure_mounted()?;
     let fork_offset = tracefs::fork_child_pid_offset()?;
-    let (id, level) = (cgroup.id(), cgroup.level());
+    let id = cgroup.id();
     let mut ebpf = EbpfLoader::new()
         .override_global(GLOBAL_PROXY_PORT, &settings.proxy_port, true)
-        .override_global(GLOBAL_PROXY_MARK, &settings.proxy_mark, true)
+        .override_global(GLOBAL_NETNS_COOKIE, &settings.netns_cookie, true)
         .override_global(GLOBAL_CGROUP_ID, &id, true)
-        .override_global(GLOBAL_CGROUP_LEVEL, &level, true)
         .override_global(GLOBAL_FORK_CHILD_PID_OFFSET, &fork_offset, true)
         .load(OBJECT)?;
 
@@ -160,10 +160,19 @@ pub fn attach(
         name: MAP_PROC_EVENTS,
         detail: e.to_string(),
     })?;
+    let lost = ebpf.take_map(MAP_LOST_EVENTS).ok_or(Error::Map {
+        name: MAP_LOST_EVENTS,
+        detail: "missing".into(),
+    })?;
+    let lost_events = PerCpuArray::try_from(lost).map_err(|e| Error::Map {
+        name: MAP_LOST_EVENTS,
+        detail: e.to_string(),
+    })?;
     Ok((
         Redirect {
             _ebpf: ebpf,
             program_ids,
+            lost_events,
         },
         OrigDstTable(Mutex::new(orig_dst)),
         events,
@@ -207,6 +216,14 @@ impl Redirect {
     /// gone after the run).
     pub fn program_ids(&self) -> &[u32] {
         &self.program_ids
+    }
+
+    /// Process events the kernel dropped because the ring buffer was full. Records of processes
+    /// whose events were lost may lack the executable or ancestry; the stop record says how many.
+    pub fn lost_events(&self) -> u64 {
+        self.lost_events
+            .get(&0, 0)
+            .map_or(0, |per_cpu| per_cpu.iter().sum())
     }
 }
 

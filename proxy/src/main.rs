@@ -30,6 +30,8 @@ enum Command {
     #[command(name = run::ENTER_CGROUP, hide = true)]
     EnterCgroup {
         procs: PathBuf,
+        #[arg(long)]
+        nofile: Option<u64>,
         #[arg(last = true, required = true)]
         cmd: Vec<OsString>,
     },
@@ -53,7 +55,9 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::EnterCgroup { procs, cmd } => run::enter_cgroup_and_exec(&procs, &cmd),
+        Command::EnterCgroup { procs, nofile, cmd } => {
+            run::enter_cgroup_and_exec(&procs, nofile, &cmd)
+        }
         Command::Run { audit_log, cmd } => {
             init_tracing();
             run::run(RunOptions { audit_log, cmd })

@@ -20,7 +20,10 @@ use aya::maps::{MapData, RingBuf};
 use redirect_ebpf::{ARGV_LEN, FILENAME_LEN, PROC_EXEC, PROC_EXIT, PROC_FORK};
 use tokio::io::unix::AsyncFd;
 
-use crate::{audit::Process, ebpf::c_str};
+use crate::{
+    audit::{Process, redact},
+    ebpf::c_str,
+};
 
 /// Exited processes are forgotten only when the table is this big, and only if they exited
 /// longer than [`KEEP_EXITED`] ago.
@@ -78,7 +81,8 @@ impl Event {
             pid: u32_at(4)?,
             tgid: u32_at(8)?,
             comm: c_str(b.get(16..32)?),
-            filename: c_str(b.get(32..32 + FILENAME_LEN)?),
+            // Fork and exit events are the 32-byte header only.
+            filename: b.get(32..32 + FILENAME_LEN).map(c_str).unwrap_or_default(),
             argv: decode_argv(b),
         })
     }
@@ -245,7 +249,7 @@ impl Table {
             } else {
                 entry.exe.clone()
             },
-            argv: entry.argv.clone(),
+            argv: redact::argv(&entry.argv),
             ancestry,
             step: None,
         }
@@ -261,7 +265,7 @@ fn from_proc(pid: u32, comm: &str) -> Process {
         pid,
         ppid: proc_ppid(pid),
         exe,
-        argv: proc_cmdline(pid).unwrap_or_default(),
+        argv: redact::argv(&proc_cmdline(pid).unwrap_or_default()),
         ancestry: Vec::new(),
         step: None,
     }
@@ -300,6 +304,13 @@ mod tests {
         b[16..20].copy_from_slice(b"sh\0\0");
         b[32..32 + filename.len()].copy_from_slice(filename.as_bytes());
         b
+    }
+
+    #[test]
+    fn decodes_header_only_events() {
+        let ev = Event::decode(&event(PROC_FORK, 11, 10, "")[..32]).unwrap();
+        assert_eq!((ev.kind, ev.pid, ev.tgid), (PROC_FORK, 11, 10));
+        assert!(ev.filename.is_empty() && ev.argv.is_empty());
     }
 
     #[test]

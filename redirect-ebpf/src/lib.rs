@@ -22,12 +22,14 @@ pub const MAP_PROC_EVENTS: &str = "PROC_EVENTS";
 
 /// Global: proxy port (host byte order) that redirected connects are sent to.
 pub const GLOBAL_PROXY_PORT: &str = "PROXY_PORT";
-/// Global: `SO_MARK` of the proxy's own upstream sockets, which are never redirected (0 = none).
-pub const GLOBAL_PROXY_MARK: &str = "PROXY_MARK";
 /// Global: id (inode number) of the hooked cgroup; tracepoints report only its processes.
 pub const GLOBAL_CGROUP_ID: &str = "CGROUP_ID";
-/// Global: depth of the hooked cgroup below the cgroup v2 root (the root is level 0).
-pub const GLOBAL_CGROUP_LEVEL: &str = "CGROUP_LEVEL";
+/// Global: cookie of the network namespace the proxy listens in. A connect from any other
+/// namespace (a process in the job that called `unshare -n`, say) cannot reach the proxy, so it
+/// is refused with `EPERM` rather than left unrecorded or sent to an unrelated listener.
+pub const GLOBAL_NETNS_COOKIE: &str = "NETNS_COOKIE";
+/// Name of the per-CPU counter of process events the ring buffer had no room for.
+pub const MAP_LOST_EVENTS: &str = "LOST_EVENTS";
 /// Global: byte offset of `child_pid` in the `sched_process_fork` tracepoint record. It moved in
 /// Linux 6.x (`comm` became `__data_loc`), so userspace reads it from tracefs at load time.
 pub const GLOBAL_FORK_CHILD_PID_OFFSET: &str = "FORK_CHILD_PID_OFFSET";
@@ -99,7 +101,8 @@ pub struct ArgvBuf {
     pub data: [u8; ARGV_LEN],
 }
 
-/// One process lifecycle event, sent through the `PROC_EVENTS` ring buffer.
+/// One process lifecycle event, sent through the `PROC_EVENTS` ring buffer. Exec events are an
+/// [`ExecEvent`], which starts with this header.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ProcEvent {
@@ -114,9 +117,17 @@ pub struct ProcEvent {
     pub _pad: u32,
     /// `comm` of the current task when the event fired.
     pub comm: [u8; 16],
-    /// Exec only: the path passed to exec, NUL-terminated.
+}
+
+/// An exec event: the header plus what only exec has.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    /// Kind [`PROC_EXEC`].
+    pub head: ProcEvent,
+    /// The path passed to exec, NUL-terminated.
     pub filename: [u8; FILENAME_LEN],
-    /// Exec only: the arguments (`argv.len == 0` if they could not be read).
+    /// The arguments (`argv.len == 0` if they could not be read).
     pub argv: ArgvBuf,
 }
 
@@ -127,5 +138,6 @@ mod user {
     unsafe impl aya::Pod for super::SockKey {}
     unsafe impl aya::Pod for super::OrigDst {}
     unsafe impl aya::Pod for super::ProcEvent {}
+    unsafe impl aya::Pod for super::ExecEvent {}
     unsafe impl aya::Pod for super::ArgvBuf {}
 }

@@ -21,11 +21,9 @@ use redirect_ebpf::{ArgvBuf, OrigDst, SockKey};
 #[unsafe(no_mangle)]
 static PROXY_PORT: u16 = 0;
 #[unsafe(no_mangle)]
-static PROXY_MARK: u32 = 0;
-#[unsafe(no_mangle)]
 static CGROUP_ID: u64 = 0;
 #[unsafe(no_mangle)]
-static CGROUP_LEVEL: u32 = 0;
+static NETNS_COOKIE: u64 = 0;
 #[unsafe(no_mangle)]
 static FORK_CHILD_PID_OFFSET: u32 = 20;
 
@@ -52,6 +50,10 @@ static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 /// `sched_process_exec` (LRU: a failed exec's entry just ages out).
 #[map]
 static EXEC_ARGV: LruHashMap<u32, ArgvBuf> = LruHashMap::with_max_entries(4096, 0);
+
+/// Process events dropped because the ring buffer was full (userspace reports the sum).
+#[map]
+static LOST_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space to build an [`ArgvBuf`] (too big for the 512-byte eBPF stack).
 #[map]

@@ -18,21 +18,43 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use redirect_ebpf::{
-    ARG_MAX, ARGV_KEEP, ArgvBuf, MAX_ARGS, PROC_EXEC, PROC_EXIT, PROC_FORK, ProcEvent,
+    ARG_MAX, ARGV_KEEP, ArgvBuf, ExecEvent, MAX_ARGS, PROC_EXEC, PROC_EXIT, PROC_FORK, ProcEvent,
 };
 
 use crate::{
-    ARGV_SCRATCH, CGROUP_ID, CGROUP_LEVEL, EXEC_ARGV, FORK_CHILD_PID_OFFSET, PROC_EVENTS, global,
+    ARGV_SCRATCH, CGROUP_ID, EXEC_ARGV, FORK_CHILD_PID_OFFSET, LOST_EVENTS, PROC_EVENTS, global,
 };
 
-/// Is the current task in the hooked cgroup or one below it?
+/// Deepest cgroup nesting searched for the hooked cgroup among the current task's ancestors.
+const MAX_CGROUP_DEPTH: i32 = 32;
+
+/// Is the current task in the hooked cgroup or one below it? The hooked cgroup's absolute
+/// level is not known when Warden itself runs in a cgroup namespace, so every level is tried.
 #[inline(always)]
 fn in_hooked_cgroup() -> bool {
     let id = global(&CGROUP_ID);
     // SAFETY: helpers without pointer arguments.
-    unsafe {
-        bpf_get_current_cgroup_id() == id
-            || bpf_get_current_ancestor_cgroup_id(global(&CGROUP_LEVEL) as i32) == id
+    if unsafe { bpf_get_current_cgroup_id() } == id {
+        return true;
+    }
+    for level in 0..MAX_CGROUP_DEPTH {
+        // SAFETY: as above. Past the task's own depth the helper returns 0.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        if ancestor == id {
+            return true;
+        }
+        if ancestor == 0 {
+            break;
+        }
+    }
+    false
+}
+
+#[inline(always)]
+fn count_lost() {
+    if let Some(n) = LOST_EVENTS.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot of a per-CPU array; no other writer runs on it concurrently.
+        unsafe { *n += 1 };
     }
 }
 
@@ -46,11 +68,7 @@ struct ExecInfo<'a> {
 }
 
 #[inline(always)]
-fn emit(kind: u32, pid: u32, tgid: u32, exec: Option<ExecInfo<'_>>) {
-    let Some(mut entry) = PROC_EVENTS.reserve::<ProcEvent>(0) else {
-        return;
-    };
-    let ev = entry.as_mut_ptr();
+fn fill_head(ev: *mut ProcEvent, kind: u32, pid: u32, tgid: u32) {
     // SAFETY: `ev` points to reserved ring buffer memory the size of a ProcEvent.
     unsafe {
         (*ev).kind = kind;
@@ -58,26 +76,49 @@ fn emit(kind: u32, pid: u32, tgid: u32, exec: Option<ExecInfo<'_>>) {
         (*ev).tgid = tgid;
         (*ev)._pad = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    }
+}
+
+/// Fork and exit: the 32-byte header only.
+#[inline(always)]
+fn emit(kind: u32, pid: u32, tgid: u32) {
+    let Some(mut entry) = PROC_EVENTS.reserve::<ProcEvent>(0) else {
+        count_lost();
+        return;
+    };
+    fill_head(entry.as_mut_ptr(), kind, pid, tgid);
+    entry.submit(0);
+}
+
+/// Exec: the header, the path and the arguments captured at `sys_enter_execve`.
+#[inline(always)]
+fn emit_exec(pid: u32, exec: ExecInfo<'_>) {
+    let Some(mut entry) = PROC_EVENTS.reserve::<ExecEvent>(0) else {
+        count_lost();
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points to reserved ring buffer memory the size of an ExecEvent.
+    unsafe {
+        fill_head(&raw mut (*ev).head, PROC_EXEC, pid, exec.caller);
         (*ev).filename[0] = 0;
         (*ev).argv.len = 0;
         (*ev).argv.argc = 0;
-        if let Some(exec) = exec {
-            // `__data_loc`: low 16 bits are the offset from the record start, high 16 the length.
-            let loc = exec.filename_loc;
-            let src = (exec.ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize);
-            let _ = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename);
-            if let Some(argv) = EXEC_ARGV.get_ptr(&exec.caller) {
-                let dst = &raw mut (*ev).argv;
-                let copied = bpf_probe_read_kernel(
-                    dst.cast(),
-                    core::mem::size_of::<ArgvBuf>() as u32,
-                    argv.cast(),
-                );
-                if copied != 0 {
-                    (*ev).argv.len = 0;
-                }
-                let _ = EXEC_ARGV.remove(&exec.caller);
+        // `__data_loc`: low 16 bits are the offset from the record start, high 16 the length.
+        let loc = exec.filename_loc;
+        let src = (exec.ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize);
+        let _ = bpf_probe_read_kernel_str_bytes(src, &mut (*ev).filename);
+        if let Some(argv) = EXEC_ARGV.get_ptr(&exec.caller) {
+            let dst = &raw mut (*ev).argv;
+            let copied = bpf_probe_read_kernel(
+                dst.cast(),
+                core::mem::size_of::<ArgvBuf>() as u32,
+                argv.cast(),
+            );
+            if copied != 0 {
+                (*ev).argv.len = 0;
             }
+            let _ = EXEC_ARGV.remove(&exec.caller);
         }
     }
     entry.submit(0);
@@ -154,7 +195,7 @@ pub fn warden_sched_fork(ctx: TracePointContext) -> u32 {
     };
     // The current task is the parent; report its process id, not its thread id.
     let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    emit(PROC_FORK, child as u32, parent_tgid, None);
+    emit(PROC_FORK, child as u32, parent_tgid);
     0
 }
 
@@ -176,7 +217,7 @@ pub fn warden_sched_exec(ctx: TracePointContext) -> u32 {
         filename_loc: loc,
         caller: old_pid as u32,
     };
-    emit(PROC_EXEC, tgid, old_pid as u32, Some(exec));
+    emit_exec(tgid, exec);
     0
 }
 
@@ -186,6 +227,6 @@ pub fn warden_sched_exit(_ctx: TracePointContext) -> u32 {
         return 0;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    emit(PROC_EXIT, pid_tgid as u32, (pid_tgid >> 32) as u32, None);
+    emit(PROC_EXIT, pid_tgid as u32, (pid_tgid >> 32) as u32);
     0
 }

@@ -9,7 +9,10 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_SOCK_OPS_TCP_CONNECT_CB, bpf_sock_addr},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_get_socket_cookie},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        generated::{bpf_get_netns_cookie, bpf_get_socket_cookie},
+    },
     macros::{cgroup_sock_addr, sock_ops},
     programs::{SockAddrContext, SockOpsContext},
 };
@@ -17,11 +20,21 @@ use core::ptr::read_volatile;
 
 use redirect_ebpf::{AF_INET, AF_INET6, OrigDst, SockKey};
 
-use crate::{ORIG_DST, PENDING, PROXY_MARK, PROXY_PORT, global};
+use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, global};
 
 const SOCK_STREAM: u32 = 1;
 /// Return value that lets the connect go ahead (with whatever address we wrote).
 const ALLOW: i32 = 1;
+/// Return value that fails the connect with `EPERM`.
+const DENY: i32 = 0;
+
+/// A connect from a network namespace other than the proxy's cannot be redirected there: refuse
+/// it instead of letting it out unrecorded (bpf_get_netns_cookie in sock_addr: Linux 5.7).
+#[inline(always)]
+fn foreign_netns(ctx: &SockAddrContext) -> bool {
+    // SAFETY: the helper accepts a sock_addr context.
+    unsafe { bpf_get_netns_cookie(ctx.as_ptr()) != global(&NETNS_COOKIE) }
+}
 
 #[cgroup_sock_addr(connect4)]
 pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
@@ -33,6 +46,9 @@ pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
     let ip = sa.user_ip4.to_ne_bytes();
     if ip[0] == 127 || ip == [0, 0, 0, 0] {
         return ALLOW;
+    }
+    if foreign_netns(&ctx) {
+        return DENY;
     }
     remember(&ctx, mapped(ip), sa.user_port, AF_INET);
     sa.user_ip4 = u32::from_ne_bytes([127, 0, 0, 1]);
@@ -58,7 +74,7 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     };
     let addr = words_to_bytes(w);
     let v4_mapped = w[0] == 0 && w[1] == 0 && addr[8..12] == [0, 0, 0xff, 0xff];
-    let unspecified = w == [0, 0, 0, 0];
+    let unspecified = w == [0, 0, 0, 0] || (v4_mapped && w[3] == 0);
     let loopback = if v4_mapped {
         addr[12] == 127
     } else {
@@ -66,6 +82,9 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     };
     if unspecified || loopback {
         return ALLOW;
+    }
+    if foreign_netns(&ctx) {
+        return DENY;
     }
     remember(&ctx, addr, sa.user_port, AF_INET6);
     // A v4-mapped destination makes an IPv4 connection, so it must go to the IPv4 listener.
@@ -82,21 +101,11 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     ALLOW
 }
 
-/// TCP only, and never the proxy's own upstream sockets (marked with `PROXY_MARK`).
+/// TCP only. The proxy's own upstream sockets need no exemption: the proxy runs outside the
+/// hooked cgroup. (An exemption by `SO_MARK` would let a root job mark its sockets and skip us.)
 #[inline(always)]
 fn wants_redirect(sa: &bpf_sock_addr) -> bool {
-    if sa.type_ != SOCK_STREAM {
-        return false;
-    }
-    let mark = global(&PROXY_MARK);
-    if mark != 0 {
-        // SAFETY: `sk` in a sock_addr context is a non-null PTR_TO_SOCKET.
-        let sk = unsafe { sa.__bindgen_anon_1.sk };
-        if !sk.is_null() && unsafe { (*sk).mark } == mark {
-            return false;
-        }
-    }
-    true
+    sa.type_ == SOCK_STREAM
 }
 
 #[inline(always)]

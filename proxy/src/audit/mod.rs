@@ -7,6 +7,7 @@
 //! [`AuditLog::write`] returns. The same call feeds the end-of-run [`Summary`].
 
 mod record;
+pub mod redact;
 
 use std::{
     fs::{File, OpenOptions},
@@ -28,6 +29,7 @@ pub struct AuditLog {
     path: PathBuf,
     file: Mutex<File>,
     summary: Mutex<Summary>,
+    failed: std::sync::atomic::AtomicU64,
 }
 
 impl AuditLog {
@@ -43,6 +45,7 @@ impl AuditLog {
             path,
             file: Mutex::new(file),
             summary: Mutex::new(Summary::default()),
+            failed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -51,12 +54,15 @@ impl AuditLog {
         &self.path
     }
 
-    /// Writes one record as one line. A failed write is logged, never fatal to the connection.
+    /// Writes one record as one line. A failed write is counted ([`AuditLog::failed_writes`])
+    /// and logged; `warden run` then fails even if the command succeeded.
     pub fn write(&self, record: &Record) {
         let mut line = match serde_json::to_vec(record) {
             Ok(line) => line,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise audit record");
+                self.failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
         };
@@ -65,12 +71,19 @@ impl AuditLog {
             let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = file.write_all(&line) {
                 tracing::error!(error = %e, path = %self.path.display(), "cannot write audit record");
+                self.failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         self.summary
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .add(record);
+    }
+
+    /// Records that could not be written (disk full, I/O error).
+    pub fn failed_writes(&self) -> u64 {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A copy of the summary so far.

@@ -175,6 +175,9 @@ pub struct Enforcement {
     /// Where the proxy listened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// Process events the kernel dropped (stop only; absent when none were lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_process_events: Option<u64>,
 }
 
 /// Now, RFC 3339 UTC with millisecond precision.

@@ -33,6 +33,15 @@ const REFUSED_GRACE: Duration = Duration::from_millis(200);
 pub async fn handle(ctx: Arc<Context>, client: TcpStream, peer: SocketAddr) {
     let mut rec = RecordGuard::new(ctx.clone());
     let _ = client.set_nodelay(true);
+    if ctx.own_upstreams().contains(&peer) {
+        rec.flag("loop");
+        rec.reason(
+            "warden's own upstream connection came back to it: an iptables REDIRECT rule must \
+             exclude warden's sockets (-m mark ! --mark 0x5752444e)",
+        );
+        reset(client);
+        return;
+    }
     let Some(orig) = origdst::find(&ctx, &client, peer) else {
         rec.flag("no-original-dst");
         rec.reason("no original destination: the connection was not redirected by warden");
@@ -51,7 +60,7 @@ pub async fn handle(ctx: Arc<Context>, client: TcpStream, peer: SocketAddr) {
 }
 
 async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig: Original) {
-    let mut dial = pin!(upstream::dial(orig.dst, ctx.mark));
+    let mut dial = pin!(upstream::dial(orig.dst));
     let mut upstream: Option<TcpStream> = None;
     let mut dial_error: Option<io::Error> = None;
     let mut buf = Vec::with_capacity(4096);
@@ -108,6 +117,11 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             Err(e) => return refuse(rec, client, &e),
         },
     };
+    let own = upstream.local_addr().ok();
+    if let Some(addr) = own {
+        ctx.own_upstreams().insert(addr);
+    }
+    let _forget = Forget(ctx, own);
     if !buf.is_empty() {
         if let Err(e) = upstream.write_all(&buf).await {
             rec.flag("upstream-error");
@@ -125,6 +139,17 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
     }
 }
 
+/// Removes an upstream address from [`Context::own_upstreams`] when the connection ends.
+struct Forget<'a>(&'a Context, Option<SocketAddr>);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Some(addr) = self.1 {
+            self.0.own_upstreams().remove(&addr);
+        }
+    }
+}
+
 /// Resolves when `upstream` has bytes to read; pending forever while there is no upstream yet.
 async fn readable(upstream: Option<&TcpStream>) -> io::Result<()> {
     match upstream {
@@ -138,6 +163,7 @@ fn refuse(rec: &mut RecordGuard, client: TcpStream, e: &io::Error) {
     let flag = match e.kind() {
         io::ErrorKind::ConnectionRefused => "upstream-refused",
         io::ErrorKind::TimedOut => "upstream-timeout",
+        io::ErrorKind::PermissionDenied => "upstream-local",
         _ => "upstream-unreachable",
     };
     rec.flag(flag);
@@ -175,7 +201,6 @@ struct RecordGuard {
     ctx: Arc<Context>,
     rec: Record,
     started: Instant,
-    who: Option<(u32, String)>,
     counters: Counters,
     /// False when the handler was dropped mid-way (warden stopping with the connection open).
     completed: bool,
@@ -190,7 +215,6 @@ impl RecordGuard {
             ctx,
             rec,
             started: Instant::now(),
-            who: None,
             counters: Counters::default(),
             completed: false,
         }
@@ -214,8 +238,9 @@ impl RecordGuard {
         if orig.v4_mapped {
             self.flag("v4-mapped");
         }
-        if orig.pid != 0 {
-            self.who = Some((orig.pid, orig.comm.clone()));
+        // Resolved now, not at close: by then the pid may belong to another process.
+        if let (Some(procs), true) = (&self.ctx.processes, orig.pid != 0) {
+            self.rec.process = Some(procs.lookup(orig.pid, &orig.comm));
         }
     }
 
@@ -267,9 +292,6 @@ impl Drop for RecordGuard {
             up: self.counters.up.load(Ordering::Relaxed),
             down: self.counters.down.load(Ordering::Relaxed),
         });
-        if let (Some((pid, comm)), Some(procs)) = (&self.who, &self.ctx.processes) {
-            rec.process = Some(procs.lookup(*pid, comm));
-        }
         if std::thread::panicking() {
             rec.flags.push("internal-error".into());
         } else if !self.completed && rec.reason.is_none() {

@@ -33,10 +33,13 @@ pub struct Context {
     pub processes: Option<Arc<ProcessTracker>>,
     /// Original destinations filed by the connect hook.
     pub orig_dst: Option<OrigDstTable>,
-    /// `SO_MARK` for upstream sockets (0: none).
-    pub mark: u32,
     active: AtomicUsize,
     idle: Notify,
+    /// Fires when Warden stops: connections still open end (and write their records).
+    pub(crate) cancel: tokio::sync::watch::Sender<bool>,
+    /// Local addresses of the proxy's open upstream sockets, to recognise its own traffic coming
+    /// back (a misconfigured iptables REDIRECT) instead of looping until descriptors run out.
+    own_upstreams: std::sync::Mutex<std::collections::HashSet<SocketAddr>>,
 }
 
 impl Context {
@@ -45,16 +48,26 @@ impl Context {
         log: Arc<AuditLog>,
         processes: Option<Arc<ProcessTracker>>,
         orig_dst: Option<OrigDstTable>,
-        mark: u32,
     ) -> Arc<Self> {
         Arc::new(Self {
             log,
             processes,
             orig_dst,
-            mark,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
+            cancel: tokio::sync::watch::Sender::new(false),
+            own_upstreams: Default::default(),
         })
+    }
+
+    fn own_upstreams(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<SocketAddr>> {
+        self.own_upstreams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends every open connection (each writes its record, flagged `interrupted`) and makes
+    /// [`Listeners::serve`] take the backlog and return.
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
     }
 
     /// Connections not yet closed.
@@ -123,46 +136,46 @@ impl Listeners {
         Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
     }
 
+    /// Cookie of the network namespace the listeners are in.
+    pub fn netns_cookie(&self) -> io::Result<u64> {
+        crate::sys::netns_cookie(&self.v4)
+    }
+
     /// The port both listeners use.
     pub fn port(&self) -> u16 {
         self.v4.local_addr().map_or(0, |a| a.port())
     }
 
-    /// Accepts and handles connections until `stop` is notified. Connections still open then
-    /// keep going; [`Context::wait_idle`] waits for them, and dropping the runtime closes them
-    /// (each still writes its record).
-    pub async fn serve(self, ctx: Arc<Context>, stop: Arc<Notify>) {
-        let v4 = accept_loop(self.v4, ctx.clone());
-        let stopped = stop.notified();
-        match self.v6 {
-            Some(v6) => {
-                tokio::select! {
-                    () = v4 => {}
-                    () = accept_loop(v6, ctx) => {}
-                    () = stopped => {}
-                }
-            }
-            None => {
-                tokio::select! {
-                    () = v4 => {}
-                    () = stopped => {}
-                }
+    /// Accepts and handles connections until [`Context::cancel`]. Then it takes whatever is
+    /// still in the accept backlog, so those connections get their record too, and returns.
+    pub async fn serve(self, ctx: Arc<Context>) {
+        let listeners: Vec<Arc<TcpListener>> = std::iter::once(self.v4)
+            .chain(self.v6)
+            .map(Arc::new)
+            .collect();
+        let loops: Vec<_> = listeners
+            .iter()
+            .map(|l| tokio::spawn(accept_loop(l.clone(), ctx.clone())))
+            .collect();
+        let _ = ctx.cancel.subscribe().wait_for(|c| *c).await;
+        for l in &loops {
+            l.abort();
+        }
+        for listener in &listeners {
+            // A short wait, not zero: readiness of a pending connection may not be seen yet.
+            while let Ok(Ok((stream, peer))) =
+                tokio::time::timeout(Duration::from_millis(10), listener.accept()).await
+            {
+                spawn_handler(&ctx, stream, peer);
             }
         }
     }
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
+async fn accept_loop(listener: Arc<TcpListener>, ctx: Arc<Context>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let token = ActiveToken::new(&ctx);
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    conn::handle(ctx, stream, peer).await;
-                    drop(token);
-                });
-            }
+            Ok((stream, peer)) => spawn_handler(&ctx, stream, peer),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::error!(error = %e, "accept failed");
@@ -170,4 +183,20 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
             }
         }
     }
+}
+
+fn spawn_handler(ctx: &Arc<Context>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let token = ActiveToken::new(ctx);
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let mut cancelled = ctx.cancel.subscribe();
+        tokio::select! {
+            // Handler first: one cancelled before it starts still learns where it was going.
+            biased;
+            () = conn::handle(ctx.clone(), stream, peer) => {}
+            // Dropping the handler writes its record (flagged `interrupted`).
+            _ = cancelled.wait_for(|c| *c) => {}
+        }
+        drop(token);
+    });
 }

@@ -30,6 +30,10 @@ pub fn find(ctx: &Context, stream: &TcpStream, peer: SocketAddr) -> Option<Origi
             ))
         })
     }?;
+    // A connection made straight to the proxy (not NATed) reports the proxy's own address.
+    if super::upstream::is_local_only(dst) {
+        return None;
+    }
     Some(Original {
         dst,
         pid: 0,

@@ -1,22 +1,19 @@
 //! `warden run`: jail one command in a fresh cgroup, record its connections, clean up.
 //!
-//! Order matters. The proxy listens before the hooks are attached (the hooks need its port),
-//! the hooks and tracepoints are attached before the command starts, and the command joins the
-//! cgroup before it execs (a socket made before joining would not be redirected). At the end,
-//! whatever the command left running is killed, open connections get a few seconds to finish
-//! (each still writes its record), then the hooks are detached and the cgroup removed, also when
-//! the command was killed or Warden got SIGINT/SIGTERM.
+//! Order matters. Signal handlers come first, so no signal can end Warden half-way. The proxy
+//! listens before the hooks are attached (the hooks need its port), the hooks and tracepoints are
+//! attached before the command starts, and the command joins the cgroup before it execs (a socket
+//! made before joining would not be redirected). At the end, whatever the command left running is
+//! killed, open connections get a few seconds to finish, the rest are closed, every record is
+//! written, and only then are the hooks detached, the cgroup removed and the stop record written,
+//! also when the command was killed or Warden got SIGINT/SIGTERM.
 
-use std::{
-    ffi::OsString, os::unix::process::ExitStatusExt, path::PathBuf, process::ExitStatus, sync::Arc,
-    time::Duration,
-};
+mod child;
+mod signals;
 
-use tokio::{
-    process::Command,
-    signal::unix::{SignalKind, signal},
-    sync::Notify,
-};
+use std::{ffi::OsString, path::PathBuf, process::ExitStatus, sync::Arc, time::Duration};
+
+pub use child::{ENTER_CGROUP, enter_cgroup_and_exec};
 
 use crate::{
     audit::{AuditLog, Enforcement, Kind, Record},
@@ -28,12 +25,8 @@ use crate::{
 
 /// Exit status for Warden's own failures (as `docker run` and `env` use it).
 pub const EXIT_WARDEN_FAILURE: i32 = 125;
-/// `SO_MARK` on the proxy's upstream sockets ("WRDN"), which the connect hook never redirects.
-pub const PROXY_MARK: u32 = 0x5752_444e;
 /// How long open connections get to finish after the command is gone.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a command gets to exit after a forwarded SIGINT/SIGTERM before its cgroup is killed.
-const SIGNAL_GRACE: Duration = Duration::from_secs(10);
 
 /// What `warden run` was asked to do.
 #[derive(Debug, Clone)]
@@ -88,31 +81,37 @@ pub fn run(opts: RunOptions) -> i32 {
             return EXIT_WARDEN_FAILURE;
         }
     };
+    // Signal handlers need the runtime; installing them is the first thing it does.
+    let signals = match rt.block_on(async { signals::Signals::install() }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warden: cannot install signal handlers: {e}");
+            return EXIT_WARDEN_FAILURE;
+        }
+    };
+    let nofile = child::raise_nofile();
     let log_path = opts.audit_log.clone().unwrap_or_else(default_log_path);
     let log = match AuditLog::open(&log_path) {
         Ok(log) => Arc::new(log),
         Err(source) => {
-            eprintln!(
-                "warden: {}",
-                Error::AuditLog {
-                    path: log_path,
-                    source
-                }
-            );
+            let e = Error::AuditLog {
+                path: log_path,
+                source,
+            };
+            eprintln!("warden: {e}");
             return EXIT_WARDEN_FAILURE;
         }
     };
-    let result = rt.block_on(supervise(&opts, log.clone()));
-    // Connections still open after the drain timeout are dropped here; each writes its record.
+    let result = rt.block_on(supervise(&opts, log.clone(), signals, nofile));
     rt.shutdown_timeout(Duration::from_secs(1));
-    let code = match result {
+    let mut code = match result {
         Ok(Finished {
             status,
             enforcement,
         }) => {
             // Detaches, removes the cgroup and writes the stop record, after every connection's.
             drop(enforcement);
-            exit_code(status)
+            child::exit_code(status)
         }
         Err(e) => {
             eprintln!("warden: {}", chain(&e));
@@ -120,6 +119,15 @@ pub fn run(opts: RunOptions) -> i32 {
         }
     };
     eprint!("warden: audit mode, {}", log.summary());
+    let failed = log.failed_writes();
+    if failed > 0 {
+        eprintln!(
+            "warden: ERROR: {failed} audit record(s) could not be written; the log is incomplete"
+        );
+        if code == 0 {
+            code = EXIT_WARDEN_FAILURE;
+        }
+    }
     eprintln!("warden: audit log: {}", log.path().display());
     code
 }
@@ -148,42 +156,56 @@ impl EnforcementHandle {
 
 impl Drop for EnforcementHandle {
     fn drop(&mut self) {
+        let lost = self
+            .redirect
+            .as_ref()
+            .map_or(0, ebpf::Redirect::lost_events);
         drop(self.redirect.take());
+        let mut errors = Vec::new();
         if let Some(Err(e)) = self.cgroup.take().map(JobCgroup::remove) {
             eprintln!("warden: {e}");
+            errors.push(e.to_string());
+        }
+        if lost > 0 {
+            eprintln!(
+                "warden: {lost} process event(s) were lost; some records may lack the executable or ancestry"
+            );
         }
         let mut stop = Record::new(Kind::Enforcement);
         stop.enforcement = Some(Enforcement {
             event: "stop",
             proxy: None,
+            lost_process_events: (lost > 0).then_some(lost),
             ..self.info.clone()
         });
+        if !errors.is_empty() {
+            stop.reason = Some(errors.join("; "));
+        }
         self.log.write(&stop);
     }
 }
 
-async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Error> {
+async fn supervise(
+    opts: &RunOptions,
+    log: Arc<AuditLog>,
+    mut signals: signals::Signals,
+    nofile: Option<u64>,
+) -> Result<Finished, Error> {
     let name = format!("warden-run-{}-{}", std::process::id(), nanos());
     let cgroup = JobCgroup::create(&name)?;
     let listeners = Listeners::bind(0).await.map_err(io("bind proxy"))?;
     let port = listeners.port();
-    let (redirect, orig_dst, events) = ebpf::attach(
-        &cgroup,
-        Settings {
-            proxy_port: port,
-            proxy_mark: PROXY_MARK,
-        },
-    )?;
+    let settings = Settings {
+        proxy_port: port,
+        netns_cookie: listeners
+            .netns_cookie()
+            .map_err(io("read the network namespace cookie"))?,
+    };
+    let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings)?;
     let processes = ProcessTracker::new(events).map_err(io("process events"))?;
     tokio::spawn(processes.clone().run());
-    let ctx = Context::new(
-        log.clone(),
-        Some(processes.clone()),
-        Some(orig_dst),
-        PROXY_MARK,
-    );
-    let stop = Arc::new(Notify::new());
-    tokio::spawn(listeners.serve(ctx.clone(), stop.clone()));
+    let ctx = Context::new(log.clone(), Some(processes.clone()), Some(orig_dst));
+    let serving = tokio::spawn(listeners.serve(ctx.clone()));
 
     let info = Enforcement {
         event: "start",
@@ -191,6 +213,7 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
         cgroup: cgroup.path().display().to_string(),
         programs: redirect.program_ids().to_vec(),
         proxy: Some(format!("127.0.0.1:{port}")),
+        lost_process_events: None,
     };
     let mut start = Record::new(Kind::Enforcement);
     start.enforcement = Some(info.clone());
@@ -203,19 +226,13 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
     };
     let cgroup = enforcement.cgroup();
 
-    let exe = std::env::current_exe().map_err(io("find warden's own executable"))?;
-    let mut child = Command::new(exe)
-        .arg(ENTER_CGROUP)
-        .arg(cgroup.procs_file())
-        .arg("--")
-        .args(&opts.cmd)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(io("start the command"))?;
+    let mut command = child::command(&cgroup.procs_file(), nofile, &opts.cmd)
+        .map_err(io("find warden's own executable"))?;
+    let mut child = command.spawn().map_err(io("start the command"))?;
     if let Some(pid) = child.id() {
         processes.set_root(pid);
     }
-    let status = wait_forwarding_signals(&mut child, cgroup).await?;
+    let status = wait(&mut child, cgroup, &mut signals).await?;
 
     // Leftover background processes would escape once the hooks detach: end them.
     if let Err(e) = cgroup.kill_all() {
@@ -228,42 +245,47 @@ async fn supervise(opts: &RunOptions, log: Arc<AuditLog>) -> Result<Finished, Er
             "connections still open after the command ended; closing them"
         );
     }
-    stop.notify_waiters();
+    // Every connection's record is written before the stop record.
+    ctx.cancel();
+    let _ = serving.await;
+    let left = ctx.wait_idle(Duration::from_secs(2)).await;
+    if left > 0 {
+        tracing::error!(left, "connection handlers did not finish");
+    }
     Ok(Finished {
         status,
         enforcement,
     })
 }
 
-/// The hidden subcommand the child runs: join the cgroup, then exec the command.
-pub const ENTER_CGROUP: &str = "__enter-cgroup";
-
-async fn wait_forwarding_signals(
+/// Waits for the command, passing signals on; a second signal, or a command that outlives the
+/// grace period after the first, gets its whole cgroup killed.
+async fn wait(
     child: &mut tokio::process::Child,
     cgroup: &JobCgroup,
+    signals: &mut signals::Signals,
 ) -> Result<ExitStatus, Error> {
-    let mut int = signal(SignalKind::interrupt()).map_err(io("signal handler"))?;
-    let mut term = signal(SignalKind::terminate()).map_err(io("signal handler"))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(io("signal handler"))?;
     let mut grace: Option<tokio::time::Instant> = None;
     loop {
-        let forward = tokio::select! {
+        tokio::select! {
             status = child.wait() => return status.map_err(io("wait for the command")),
-            _ = int.recv() => nix::sys::signal::Signal::SIGINT,
-            _ = term.recv() => nix::sys::signal::Signal::SIGTERM,
-            _ = hup.recv() => nix::sys::signal::Signal::SIGHUP,
+            received = signals.recv() => {
+                if grace.is_some() {
+                    tracing::warn!(signal = %received.signal, "second signal: killing the job");
+                    let _ = cgroup.kill_all();
+                    continue;
+                }
+                if let (true, Some(pid)) = (received.forward, child.id()) {
+                    signals::send(pid, received.signal);
+                }
+                grace = Some(tokio::time::Instant::now() + signals::GRACE);
+            }
             () = sleep_until_opt(grace) => {
-                tracing::warn!("command ignored the signal; killing its cgroup");
+                tracing::warn!("the command ignored the signal; killing the job");
                 let _ = cgroup.kill_all();
                 grace = None;
-                continue;
             }
-        };
-        if let Some(pid) = child.id() {
-            let pid = nix::unistd::Pid::from_raw(pid as i32);
-            let _ = nix::sys::signal::kill(pid, forward);
         }
-        grace.get_or_insert(tokio::time::Instant::now() + SIGNAL_GRACE);
     }
 }
 
@@ -289,13 +311,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn exit_code(status: ExitStatus) -> i32 {
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(EXIT_WARDEN_FAILURE)
-}
-
 fn nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -305,25 +320,4 @@ fn nanos() -> u128 {
 fn default_log_path() -> PathBuf {
     let stamp = crate::audit::now_rfc3339().replace([':', '.'], "");
     PathBuf::from(format!("warden-{stamp}-{}.audit.jsonl", std::process::id()))
-}
-
-/// Child side of `warden run`: join the cgroup at `procs`, then become `cmd`. Returns only on
-/// failure, with the exit status to use (125 cgroup, 126 not executable, 127 not found).
-pub fn enter_cgroup_and_exec(procs: &std::path::Path, cmd: &[OsString]) -> i32 {
-    use std::os::unix::process::CommandExt;
-    if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
-        eprintln!("warden: cannot join cgroup {}: {e}", procs.display());
-        return EXIT_WARDEN_FAILURE;
-    }
-    let Some((prog, args)) = cmd.split_first() else {
-        eprintln!("warden: no command given");
-        return EXIT_WARDEN_FAILURE;
-    };
-    let e = std::process::Command::new(prog).args(args).exec();
-    eprintln!("warden: cannot run {}: {e}", prog.to_string_lossy());
-    if e.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    }
 }

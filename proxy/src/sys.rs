@@ -1,0 +1,43 @@
+//! The thin syscall layer: the few socket options no safe wrapper offers.
+//!
+//! The only `unsafe` in the `warden` crate lives here, each call with the invariant it relies on.
+#![allow(unsafe_code)]
+
+use std::{io, os::fd::AsRawFd};
+
+/// `SO_NETNS_COOKIE` (Linux 5.14): the cookie of the network namespace a socket belongs to, the
+/// same value `bpf_get_netns_cookie` returns in the eBPF programs.
+pub fn netns_cookie(socket: &impl AsRawFd) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `cookie` and `len` are valid for writes of the sizes given, for the whole call, and
+    // the fd is borrowed from a live socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sockets_of_one_namespace_share_a_cookie() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (ca, cb) = (
+            super::netns_cookie(&a).unwrap(),
+            super::netns_cookie(&b).unwrap(),
+        );
+        assert_eq!(ca, cb);
+        assert_ne!(ca, 0);
+    }
+}
