@@ -1,7 +1,7 @@
 //! Queries over audit records, shared by every test that checks the audit log.
 //!
 //! Records are kept as `serde_json::Value` on purpose: the tests check the documented JSON
-//! schema (DESIGN.md, "Audit record") as a user's `jq` would see it, not the proxy's Rust types,
+//! schema (docs/audit-log.md) as a user's `jq` would see it, not the proxy's Rust types,
 //! so a renamed field fails a test instead of silently following the rename.
 
 use std::net::{IpAddr, SocketAddr};
@@ -75,6 +75,12 @@ pub fn exe_name(record: &Value) -> &str {
     exe.rsplit('/').next().unwrap_or(exe)
 }
 
+/// Whether `exe` is a POSIX shell (`/usr/bin/sh`, `/bin/bash`, …), as the job's command
+/// usually is.
+pub fn is_shell(exe: &str) -> bool {
+    ["/sh", "/bash", "/dash"].iter().any(|s| exe.ends_with(s))
+}
+
 /// `connection` records whose `http.url` is `url`.
 pub fn with_url<'a>(records: &'a [Value], url: &str) -> Vec<&'a Value> {
     connections(records)
@@ -129,9 +135,9 @@ pub fn enforcement_start(records: &[Value]) -> Option<Enforcement> {
 /// same cgroup and programs and without a proxy; and that some programs were attached. Returns
 /// what they say, or what is wrong with them.
 pub fn enforcement_bracket(records: &[Value]) -> Result<Enforcement, String> {
-    let events: Vec<&Value> = enforcement(records)
+    let events: Vec<&str> = enforcement(records)
         .iter()
-        .map(|r| &r["enforcement"]["event"])
+        .map(|r| r["enforcement"]["event"].as_str().unwrap_or("?"))
         .collect();
     if events != ["start", "stop"] {
         return Err(format!("expected events [start, stop], got {events:?}"));
@@ -163,6 +169,17 @@ pub fn wait_for_record(
     timeout: Duration,
     wanted: impl Fn(&Value) -> bool,
 ) -> anyhow::Result<Value> {
+    wait_for_record_polling(path, timeout, Duration::from_millis(20), wanted)
+}
+
+/// [`wait_for_record`], reading the log every `interval`: a short one catches a record within
+/// moments of its write.
+pub fn wait_for_record_polling(
+    path: &Path,
+    timeout: Duration,
+    interval: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let records = read_records(path)?;
@@ -177,7 +194,7 @@ pub fn wait_for_record(
                 lines.join("\n")
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(interval);
     }
 }
 
@@ -217,6 +234,33 @@ mod tests {
         assert_eq!(
             find_connection(&records, "192.0.2.10", 443),
             Some(&records[1])
+        );
+    }
+
+    #[test]
+    fn reads_the_enforcement_bracket() {
+        let start = json!({"kind": "enforcement", "enforcement": {"event": "start",
+            "cgroup": "/cg/x", "programs": [3, 4], "proxy": "127.0.0.1:4000"}});
+        let stop = json!({"kind": "enforcement", "enforcement": {"event": "stop",
+            "cgroup": "/cg/x", "programs": [3, 4]}});
+        let conn = json!({"kind": "connection", "flags": ["a", "b"]});
+        let run = [start.clone(), conn.clone(), stop.clone()];
+        let bracket = enforcement_bracket(&run).unwrap();
+        assert_eq!(bracket.cgroup, PathBuf::from("/cg/x"));
+        assert_eq!(bracket.programs, [3, 4]);
+        assert_eq!(bracket.proxy, Some("127.0.0.1:4000".parse().unwrap()));
+        assert_eq!(enforcement_start(&run[..2]), Some(bracket));
+        assert!(has_flag(&conn, "b") && !has_flag(&conn, "c"));
+        assert!(enforcement_bracket(&run[..2]).is_err(), "no stop");
+        assert!(
+            enforcement_bracket(&[conn, start, stop.clone()]).is_err(),
+            "start not first"
+        );
+        let mut other = stop;
+        other["enforcement"]["programs"] = json!([3]);
+        assert!(
+            enforcement_bracket(&[run[0].clone(), other]).is_err(),
+            "disagree"
         );
     }
 

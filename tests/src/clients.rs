@@ -17,6 +17,17 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// One `sh -c` script running `steps` in order, stopping at (and exiting with) the first that
+/// fails.
+pub fn script<S: AsRef<str>>(steps: &[S]) -> String {
+    let mut script = String::from("set -e\n");
+    for step in steps {
+        script.push_str(step.as_ref());
+        script.push('\n');
+    }
+    script
+}
+
 /// `curl` fetching `url` (http or https, names or bracketed IPv6) trusting only `ca`; prints the
 /// body, fails on HTTP errors.
 pub fn curl(url: &str, ca: &Path) -> String {
@@ -57,6 +68,51 @@ pub fn python_banner(host: &str, port: u16) -> String {
 /// Prints the response body.
 pub fn python_https(host: &str, path: &str, ca: &Path) -> String {
     python(HTTPS_PY, &[host, path, &ca.to_string_lossy()])
+}
+
+/// Python echo like [`python_echo`], but on an `AF_INET6` socket connecting to `addr` (an IPv6
+/// literal, e.g. the v4-mapped `::ffff:203.0.113.10`). Prints `echo ok <len>`.
+pub fn python_echo_inet6(addr: &str, port: u16, len: usize) -> String {
+    python(ECHO_INET6_PY, &[addr, &port.to_string(), &len.to_string()])
+}
+
+/// Python connecting to `host:port`, sending `len` bytes and leaving at once with `os._exit`:
+/// no close, no waiting for an answer, so the process is gone before the connection ends.
+/// Prints `pid <pid> ppid <ppid>` first.
+pub fn python_send_and_exit(host: &str, port: u16, len: usize) -> String {
+    python(
+        SEND_AND_EXIT_PY,
+        &[host, &port.to_string(), &len.to_string()],
+    )
+}
+
+/// Python's `ssl` (with `ca` as its only trust anchor) fetching `path` from `host:443`, but
+/// sending its ClientHello one byte per `send()` (`TCP_NODELAY`, `delay_ms` apart) before
+/// finishing the handshake through memory BIOs. Prints the ClientHello's length, then the body.
+pub fn python_https_bytewise(host: &str, path: &str, ca: &Path, delay_ms: u32) -> String {
+    let delay = format!("{}", f64::from(delay_ms) / 1000.0);
+    python(
+        HTTPS_BYTEWISE_PY,
+        &[host, path, &ca.to_string_lossy(), &delay],
+    )
+}
+
+/// Python sending `bytes` to `host:port` and expecting the connection to be closed rather than
+/// answered: prints `closed: reset` or `closed: eof`, fails on an answer or after 10 s.
+pub fn python_send_expect_close(host: &str, port: u16, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    python(SEND_EXPECT_CLOSE_PY, &[host, &port.to_string(), &hex])
+}
+
+/// Waits (polling, at most `timeout_s`) until `path` exists, failing otherwise: lets a test
+/// hold a command at a point of its choosing without a fixed sleep.
+pub fn wait_for_file(path: &Path, timeout_s: u32) -> String {
+    format!(
+        "(n=0; until [ -e {path} ]; do n=$((n+1)); if [ $n -gt {tries} ]; then \
+         echo 'gave up waiting for '{path} >&2; exit 1; fi; sleep 0.05; done)",
+        path = quote(&path.to_string_lossy()),
+        tries = timeout_s * 20
+    )
 }
 
 fn python(script: &str, args: &[&str]) -> String {
@@ -127,6 +183,110 @@ head, _, body = response.partition(b"\r\n\r\n")
 if not head.startswith(b"HTTP/1.1 200 "):
     sys.exit(f"unexpected response: {head!r}")
 print(body.decode().strip())
+"#;
+
+const ECHO_INET6_PY: &str = r#"
+import socket, sys
+addr, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+payload = bytes(i % 251 for i in range(n))
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect((addr, port, 0, 0))
+s.sendall(payload)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+if got != payload:
+    sys.exit(f"echo mismatch: sent {len(payload)} bytes, got {len(got)} back")
+print("echo ok", len(got))
+"#;
+
+const SEND_AND_EXIT_PY: &str = r#"
+import os, socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port), timeout=20)
+print("pid", os.getpid(), "ppid", os.getppid(), flush=True)
+s.sendall(bytes(i % 251 for i in range(n)))
+os._exit(0)
+"#;
+
+const HTTPS_BYTEWISE_PY: &str = r#"
+import socket, ssl, sys, time
+host, path, ca, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname=host)
+sock = socket.create_connection((host, 443), timeout=20)
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+def flush():
+    data = outgoing.read()
+    if data:
+        sock.sendall(data)
+
+def fill():
+    data = sock.recv(65536)
+    if data:
+        incoming.write(data)
+    else:
+        incoming.write_eof()
+
+def pump(op):
+    while True:
+        try:
+            return op()
+        except ssl.SSLWantReadError:
+            flush()
+            fill()
+
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = outgoing.read()
+for i in range(len(hello)):
+    sock.send(hello[i:i + 1])
+    time.sleep(delay)
+pump(tls.do_handshake)
+flush()
+tls.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+flush()
+response = b""
+while True:
+    try:
+        chunk = pump(lambda: tls.read(65536))
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        break
+    if not chunk:
+        break
+    response += chunk
+head, _, body = response.partition(b"\r\n\r\n")
+if not head.startswith(b"HTTP/1.1 200 "):
+    sys.exit(f"unexpected response: {head!r}")
+print("client hello", len(hello), "bytes")
+print(body.decode().strip())
+"#;
+
+const SEND_EXPECT_CLOSE_PY: &str = r#"
+import socket, sys
+host, port, data = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(data)
+try:
+    got = s.recv(65536)
+except ConnectionResetError:
+    print("closed: reset")
+    sys.exit(0)
+except socket.timeout:
+    sys.exit("the connection is still open after 10 s")
+if got:
+    sys.exit(f"expected a close, got {len(got)} bytes: {got[:64]!r}")
+print("closed: eof")
 "#;
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::Netns;
 use crate::process::{Captured, Running};
+use crate::{Netns, audit};
 
 /// How long a `warden run` may take before it is killed and the test fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -205,6 +205,19 @@ impl WardenChild {
         &self.audit_log
     }
 
+    /// Waits until the audit log has a record that satisfies `wanted` and returns it (see
+    /// [`audit::wait_for_record`]); the error also shows warden's output so far.
+    pub fn wait_for_record(
+        &self,
+        timeout: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        audit::wait_for_record(&self.audit_log, timeout, wanted).with_context(|| {
+            let (stdout, stderr) = self.output_so_far();
+            format!("warden so far:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}")
+        })
+    }
+
     /// Waits for warden to exit (killing it after the run's deadline) and collects the result.
     pub fn wait(self) -> anyhow::Result<RunOutput> {
         let Captured {
@@ -262,6 +275,30 @@ impl RunOutput {
         assert_eq!(self.code(), Some(code), "unexpected exit status:\n{self}");
         self
     }
+
+    /// Panics, showing the whole run, unless its log is bracketed by matching enforcement
+    /// start and stop records (see [`audit::enforcement_bracket`]); returns what they say.
+    #[track_caller]
+    pub fn assert_bracketed(&self) -> audit::Enforcement {
+        audit::enforcement_bracket(&self.records)
+            .unwrap_or_else(|e| panic!("enforcement records: {e}\n{self}"))
+    }
+
+    /// The one `connection` record that satisfies `wanted`; panics, showing the whole run, when
+    /// there is none or more than one. `what` names the record in that message.
+    #[track_caller]
+    pub fn one_connection(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> &Value {
+        let found: Vec<&Value> = audit::connections(&self.records)
+            .into_iter()
+            .filter(|r| wanted(r))
+            .collect();
+        assert!(
+            found.len() == 1,
+            "expected exactly one connection record for {what}, found {}:\n{self}",
+            found.len()
+        );
+        found[0]
+    }
 }
 
 impl fmt::Display for RunOutput {
@@ -281,6 +318,24 @@ impl fmt::Debug for RunOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
+}
+
+/// `assert!` that shows the whole [`RunOutput`] when it fails, so a CI log is enough to debug:
+/// `assert_run!(out, condition, "format", args…)`.
+#[macro_export]
+macro_rules! assert_run {
+    ($out:expr, $cond:expr, $($msg:tt)+) => {
+        assert!($cond, "{}\n{}", format_args!($($msg)+), $out)
+    };
+}
+
+/// `assert_eq!` that shows the whole [`RunOutput`] when it fails:
+/// `assert_run_eq!(out, left, right, "format", args…)`.
+#[macro_export]
+macro_rules! assert_run_eq {
+    ($out:expr, $left:expr, $right:expr, $($msg:tt)+) => {
+        assert_eq!($left, $right, "{}\n{}", format_args!($($msg)+), $out)
+    };
 }
 
 /// Parses a JSON-lines audit log; a missing file is an empty log.
