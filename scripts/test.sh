@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The fuzz targets live outside the workspace (cargo-fuzz needs nightly to run them); make sure
+# they still compile against the parsers' API.
+cargo check --quiet --locked --manifest-path sniff/fuzz/Cargo.toml
 # The end-to-end tests run the warden binary; build it first.
 cargo build --workspace --bins
 cargo test --workspace

@@ -3,8 +3,9 @@
 //! The object (built from `redirect-ebpf/` by `build.rs`) carries the connect4/connect6 redirect,
 //! the sockops program that re-keys original destinations by client address, and the `sched`
 //! tracepoints for the process table. Everything is attached through links owned by [`Redirect`]:
-//! dropping it detaches the hooks and unloads the programs, which is how `warden run` cleans up
-//! (and why a crashed `warden run` fails open for a cgroup that is itself torn down with it).
+//! dropping it detaches the hooks and unloads the programs, which is how `warden run` cleans up.
+//! It also means a `warden run` killed with SIGKILL fails open (audit mode): the links go with the
+//! process while the job keeps running. Pinned links for fail-closed block mode come with #3/#4.
 
 use std::{
     fs::File,
