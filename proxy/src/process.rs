@@ -49,6 +49,7 @@ struct Inner {
 struct Table {
     map: HashMap<u32, Entry>,
     root: Option<u32>,
+    last_gc: Option<Instant>,
 }
 
 /// The job's process table.
@@ -167,8 +168,15 @@ impl Inner {
 }
 
 impl Table {
+    /// Forgets long-exited processes once the table is big, at most once a second (a scan of a
+    /// big table on every drain would cost more than the events themselves).
     fn gc(&mut self) {
-        if self.map.len() > GC_THRESHOLD {
+        if self.map.len() > GC_THRESHOLD
+            && self
+                .last_gc
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last_gc = Some(Instant::now());
             self.map
                 .retain(|_, e| e.exited.is_none_or(|t| t.elapsed() < KEEP_EXITED));
         }
