@@ -1,7 +1,7 @@
 //! Loads Warden's eBPF object and attaches it to the job's cgroup.
 //!
-//! The object (built from `redirect-ebpf/` by `build.rs`) carries the connect4/connect6 redirect,
-//! the sockops program that re-keys original destinations by client address, and the `sched`
+//! The object (built from `redirect-ebpf/` by `build.rs`) carries the connect4/connect6 redirect
+//! (which also refuses QUIC, as do sendmsg4/sendmsg6 for unconnected UDP), the sockops program that re-keys original destinations by client address, and the `sched`
 //! tracepoints for the process table. Everything is attached through links owned by [`Redirect`]:
 //! dropping it detaches the hooks and unloads the programs, which is how `warden run` cleans up.
 //! It also means a `warden run` killed with SIGKILL fails open (audit mode): the links go with the
@@ -27,7 +27,13 @@ use crate::{cgroup::JobCgroup, tracefs};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect-ebpf"));
 
-const CGROUP_PROGRAMS: [&str; 3] = ["warden_connect4", "warden_connect6", "warden_sock_ops"];
+const CGROUP_PROGRAMS: [&str; 5] = [
+    "warden_connect4",
+    "warden_connect6",
+    "warden_sendmsg4",
+    "warden_sendmsg6",
+    "warden_sock_ops",
+];
 const TRACEPOINTS: [(&str, &str, &str); 5] = [
     ("warden_sys_enter_execve", "syscalls", "sys_enter_execve"),
     (

@@ -23,6 +23,9 @@ use redirect_ebpf::{AF_INET, AF_INET6, OrigDst, SockKey};
 use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, global};
 
 const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+/// QUIC's port. HTTP/3 is refused so clients fall back to TCP, where Warden can see the name.
+const QUIC_PORT: u16 = 443;
 /// Return value that lets the connect go ahead (with whatever address we wrote).
 const ALLOW: i32 = 1;
 /// Return value that fails the connect with `EPERM`.
@@ -40,11 +43,14 @@ fn foreign_netns(ctx: &SockAddrContext) -> bool {
 pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
     // SAFETY: the kernel hands us a valid bpf_sock_addr for the duration of the program.
     let sa = unsafe { &mut *ctx.sock_addr };
-    if !wants_redirect(sa) {
-        return ALLOW;
-    }
     let ip = sa.user_ip4.to_ne_bytes();
     if ip[0] == 127 || ip == [0, 0, 0, 0] {
+        return ALLOW;
+    }
+    if is_quic(sa) {
+        return DENY;
+    }
+    if !wants_redirect(sa) {
         return ALLOW;
     }
     if foreign_netns(&ctx) {
@@ -60,27 +66,14 @@ pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
 pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     // SAFETY: as above.
     let sa = unsafe { &mut *ctx.sock_addr };
-    if !wants_redirect(sa) {
+    let (addr, v4_mapped, local) = read_ip6(sa);
+    if local {
         return ALLOW;
     }
-    // One 32-bit load per word at a constant offset (see `rekey`).
-    let w = unsafe {
-        [
-            read_volatile(&raw const sa.user_ip6[0]),
-            read_volatile(&raw const sa.user_ip6[1]),
-            read_volatile(&raw const sa.user_ip6[2]),
-            read_volatile(&raw const sa.user_ip6[3]),
-        ]
-    };
-    let addr = words_to_bytes(w);
-    let v4_mapped = w[0] == 0 && w[1] == 0 && addr[8..12] == [0, 0, 0xff, 0xff];
-    let unspecified = w == [0, 0, 0, 0] || (v4_mapped && w[3] == 0);
-    let loopback = if v4_mapped {
-        addr[12] == 127
-    } else {
-        w[0] == 0 && w[1] == 0 && w[2] == 0 && addr[12..16] == [0, 0, 0, 1]
-    };
-    if unspecified || loopback {
+    if is_quic(sa) {
+        return DENY;
+    }
+    if !wants_redirect(sa) {
         return ALLOW;
     }
     if foreign_netns(&ctx) {
@@ -99,6 +92,60 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     }
     sa.user_port = u32::from(global(&PROXY_PORT).to_be());
     ALLOW
+}
+
+/// Unconnected UDP: each datagram's destination passes here (Linux 4.18). QUIC is refused.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
+    // SAFETY: as above.
+    let sa = unsafe { &*ctx.sock_addr };
+    let ip = sa.user_ip4.to_ne_bytes();
+    if ip[0] != 127 && ip != [0, 0, 0, 0] && is_quic(sa) {
+        return DENY;
+    }
+    ALLOW
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn warden_sendmsg6(ctx: SockAddrContext) -> i32 {
+    // SAFETY: as above.
+    let sa = unsafe { &*ctx.sock_addr };
+    let (_, _, local) = read_ip6(sa);
+    if !local && is_quic(sa) {
+        return DENY;
+    }
+    ALLOW
+}
+
+/// A UDP datagram or connect to port 443.
+#[inline(always)]
+fn is_quic(sa: &bpf_sock_addr) -> bool {
+    sa.type_ == SOCK_DGRAM && u16::from_be(sa.user_port as u16) == QUIC_PORT
+}
+
+/// The IPv6 destination: its bytes, whether it is v4-mapped, and whether it stays on this host
+/// (loopback or unspecified, also in v4-mapped form), which is never redirected or refused.
+#[inline(always)]
+fn read_ip6(sa: &bpf_sock_addr) -> ([u8; 16], bool, bool) {
+    // One 32-bit load per word at a constant offset (see `rekey`).
+    // SAFETY: reads of the context's own fields.
+    let w = unsafe {
+        [
+            read_volatile(&raw const sa.user_ip6[0]),
+            read_volatile(&raw const sa.user_ip6[1]),
+            read_volatile(&raw const sa.user_ip6[2]),
+            read_volatile(&raw const sa.user_ip6[3]),
+        ]
+    };
+    let addr = words_to_bytes(w);
+    let v4_mapped = w[0] == 0 && w[1] == 0 && addr[8..12] == [0, 0, 0xff, 0xff];
+    let unspecified = w == [0, 0, 0, 0] || (v4_mapped && w[3] == 0);
+    let loopback = if v4_mapped {
+        addr[12] == 127
+    } else {
+        w[0] == 0 && w[1] == 0 && w[2] == 0 && addr[12..16] == [0, 0, 0, 1]
+    };
+    (addr, v4_mapped, unspecified || loopback)
 }
 
 /// TCP only. The proxy's own upstream sockets need no exemption: the proxy runs outside the
