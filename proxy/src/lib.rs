@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod ebpf;
 pub mod process;
 pub mod proxy;
+pub mod resolve;
 pub mod run;
 pub mod summary;
 pub mod sys;

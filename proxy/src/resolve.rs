@@ -1,0 +1,129 @@
+//! Name resolution for anti-spoofing: does the name a connection claims resolve to the address
+//! it actually goes to?
+//!
+//! A job could send `SNI: allowed.example` to an attacker's IP; the policy only trusts a name when
+//! the destination is one of that name's addresses. Answers come from the system resolver
+//! (getaddrinfo, as the job's own clients use) and are cached briefly, so a burst of connections
+//! costs one lookup. Every answer also feeds a reverse map (address → names), which is how a
+//! connection without a usable name (raw IP, or ECH hiding the real SNI) is matched to a name
+//! rule. The DNS issue (#5) replaces both with what the job itself resolved.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// How long an answer is reused.
+const TTL: Duration = Duration::from_secs(30);
+/// At most this many allowed names are resolved to find which one an address belongs to.
+pub const MAX_NAMES_TO_RESOLVE: usize = 64;
+
+/// An answer and when it was obtained.
+type Answer = (Instant, Arc<[IpAddr]>);
+
+/// A small cache in front of the system resolver.
+#[derive(Default)]
+pub struct Resolver {
+    forward: Mutex<HashMap<String, Answer>>,
+    reverse: Mutex<HashMap<IpAddr, Vec<String>>>,
+}
+
+impl Resolver {
+    /// The addresses `name` resolves to (empty when it does not resolve).
+    pub async fn resolve(&self, name: &str) -> Arc<[IpAddr]> {
+        if let Some((at, ips)) = lock(&self.forward).get(name)
+            && at.elapsed() < TTL
+        {
+            return ips.clone();
+        }
+        let ips: Arc<[IpAddr]> = match tokio::net::lookup_host((name, 0)).await {
+            Ok(addrs) => addrs.map(|a| a.ip().to_canonical()).collect(),
+            Err(e) => {
+                tracing::debug!(name, error = %e, "name does not resolve");
+                Arc::from([])
+            }
+        };
+        {
+            let mut reverse = lock(&self.reverse);
+            for ip in ips.iter() {
+                let names = reverse.entry(*ip).or_default();
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        lock(&self.forward).insert(name.to_string(), (Instant::now(), ips.clone()));
+        ips
+    }
+
+    /// Whether `name` resolves to `ip`.
+    pub async fn resolves_to(&self, name: &str, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.resolve(name).await.contains(&ip)
+    }
+
+    /// Which of `candidates` resolve to `ip`. Names seen resolving before are found at once;
+    /// otherwise up to [`MAX_NAMES_TO_RESOLVE`] candidates are resolved (cached).
+    pub async fn names_for<'a>(
+        &self,
+        ip: IpAddr,
+        candidates: impl Iterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let ip = ip.to_canonical();
+        let candidates: Vec<&str> = candidates.collect();
+        let known = lock(&self.reverse).get(&ip).cloned().unwrap_or_default();
+        let found: Vec<String> = known
+            .into_iter()
+            .filter(|n| candidates.contains(&n.as_str()))
+            .collect();
+        if !found.is_empty() || candidates.len() > MAX_NAMES_TO_RESOLVE {
+            return found;
+        }
+        // Cached names answer at once; the rest are resolved one after another, which is rare
+        // (a raw-IP or ECH connection) and bounded by MAX_NAMES_TO_RESOLVE.
+        let mut names = Vec::new();
+        for name in candidates {
+            if self.resolves_to(name, ip).await {
+                names.push(name.to_string());
+            }
+        }
+        names
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn localhost_resolves_to_loopback_and_is_remembered() {
+        let r = Resolver::default();
+        assert!(
+            r.resolves_to("localhost", "127.0.0.1".parse().unwrap())
+                .await
+        );
+        assert!(
+            !r.resolves_to("localhost", "192.0.2.1".parse().unwrap())
+                .await
+        );
+        let names = r
+            .names_for(
+                "127.0.0.1".parse().unwrap(),
+                ["nope.invalid", "localhost"].into_iter(),
+            )
+            .await;
+        assert_eq!(names, ["localhost"]);
+    }
+
+    #[tokio::test]
+    async fn unresolvable_name_resolves_to_nothing() {
+        let r = Resolver::default();
+        assert!(r.resolve("does-not-exist.invalid").await.is_empty());
+    }
+}
