@@ -2,18 +2,20 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use crate::audit::{Kind, Record};
+use crate::audit::{Decision, Kind, Record};
 
 /// Connections aggregated by process, then by destination.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     processes: BTreeMap<(u32, String), BTreeMap<String, DstTotals>>,
     connections: u64,
+    blocked: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 struct DstTotals {
     count: u64,
+    blocked: u64,
     up: u64,
     down: u64,
 }
@@ -25,6 +27,8 @@ impl Summary {
             return;
         }
         self.connections += 1;
+        let blocked = r.decision == Some(Decision::Blocked);
+        self.blocked += u64::from(blocked);
         let (pid, exe) = r
             .process
             .as_ref()
@@ -52,6 +56,7 @@ impl Summary {
             .entry(dst)
             .or_default();
         t.count += 1;
+        t.blocked += u64::from(blocked);
         if let Some(b) = r.bytes {
             t.up += b.up;
             t.down += b.down;
@@ -62,11 +67,16 @@ impl Summary {
     pub fn connections(&self) -> u64 {
         self.connections
     }
+
+    /// Number of connections block mode refused.
+    pub fn blocked(&self) -> u64 {
+        self.blocked
+    }
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
+        write!(
             f,
             "{} connection{} from {} process{}",
             self.connections,
@@ -74,16 +84,25 @@ impl fmt::Display for Summary {
             self.processes.len(),
             if self.processes.len() == 1 { "" } else { "es" },
         )?;
+        if self.blocked > 0 {
+            write!(f, ", {} BLOCKED", self.blocked)?;
+        }
+        writeln!(f)?;
         for ((pid, exe), dsts) in &self.processes {
             writeln!(f, "  {exe} (pid {pid})")?;
             for (dst, t) in dsts {
-                writeln!(
+                write!(
                     f,
                     "    {dst:<44} {:>4} conn  up {:>9}  down {:>9}",
                     t.count,
                     human_bytes(t.up),
                     human_bytes(t.down)
                 )?;
+                match t.blocked {
+                    0 => writeln!(f)?,
+                    n if n == t.count => writeln!(f, "  BLOCKED")?,
+                    n => writeln!(f, "  {n} BLOCKED")?,
+                }
             }
         }
         Ok(())
@@ -133,9 +152,17 @@ mod tests {
         s.add(&conn(7, "/usr/bin/curl", Some("a.example"), 20));
         s.add(&conn(8, "/usr/bin/python3", None, 5));
         s.add(&Record::new(Kind::Enforcement));
+        let mut blocked = conn(9, "/usr/bin/wget", Some("evil.example"), 1);
+        blocked.decision = Some(Decision::Blocked);
+        s.add(&blocked);
         let text = s.to_string();
-        assert_eq!(s.connections(), 3);
-        assert!(text.starts_with("3 connections from 2 processes"), "{text}");
+        assert_eq!((s.connections(), s.blocked()), (4, 1));
+        assert!(
+            text.starts_with("4 connections from 3 processes, 1 BLOCKED"),
+            "{text}"
+        );
+        assert!(text.contains("evil.example:443 (192.0.2.1)"), "{text}");
+        assert!(text.contains("BLOCKED\n"), "{text}");
         assert!(text.contains("/usr/bin/curl (pid 7)"), "{text}");
         assert!(text.contains("a.example:443 (192.0.2.1)"), "{text}");
         assert!(
