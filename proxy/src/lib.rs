@@ -12,7 +12,9 @@
 
 pub mod audit;
 pub mod cgroup;
+pub mod config;
 pub mod ebpf;
+pub mod policy;
 pub mod process;
 pub mod proxy;
 pub mod resolve;

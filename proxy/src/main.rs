@@ -3,8 +3,12 @@
 
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
-use proxy::run::{self, RunOptions};
+use clap::{Args, Parser, Subcommand};
+use proxy::{
+    config::{self, PolicyFlags},
+    policy::Mode,
+    run::{self, RunOptions},
+};
 
 /// Network and runtime security for CI runners.
 #[derive(Debug, Parser)]
@@ -14,18 +18,51 @@ struct Cli {
     command: Command,
 }
 
+/// Where the policy comes from. Flags override the file key by key.
+#[derive(Debug, Args)]
+struct PolicyArgs {
+    /// YAML policy file (keys `mode`, `allowed-endpoints`; see docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// `audit` records what no rule allows; `block` refuses it. Default: audit.
+    #[arg(long, value_name = "MODE")]
+    egress_policy: Option<Mode>,
+    /// Allowed endpoints, separated by whitespace, commas or newlines; repeatable.
+    #[arg(long, value_name = "LIST")]
+    allowed_endpoints: Vec<String>,
+}
+
+impl From<PolicyArgs> for PolicyFlags {
+    fn from(a: PolicyArgs) -> Self {
+        PolicyFlags {
+            file: a.policy,
+            mode: a.egress_policy,
+            allowed_endpoints: a.allowed_endpoints,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a command with every outbound connection it makes recorded (audit mode).
+    /// Run a command with every outbound connection it makes recorded, and in block mode
+    /// refused unless the policy allows it.
     Run {
         /// Where to write the audit log (JSON lines, appended). Default: a new
         /// `warden-<time>-<pid>.audit.jsonl` in the working directory.
         #[arg(long, value_name = "FILE")]
         audit_log: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Exit 3 when the command succeeded but a connection was blocked.
+        #[arg(long)]
+        fail_on_blocked: bool,
         /// The command to run and its arguments.
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         cmd: Vec<OsString>,
     },
+    /// Policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Internal: join a cgroup, then exec the command (the child side of `run`).
     #[command(name = run::ENTER_CGROUP, hide = true)]
     EnterCgroup {
@@ -34,6 +71,15 @@ enum Command {
         nofile: Option<u64>,
         #[arg(last = true, required = true)]
         cmd: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check a policy file: lists every problem with file, line and value (exit 2 if any).
+    Check {
+        /// The YAML policy file.
+        file: PathBuf,
     },
 }
 
@@ -58,9 +104,28 @@ fn main() -> ExitCode {
         Command::EnterCgroup { procs, nofile, cmd } => {
             run::enter_cgroup_and_exec(&procs, nofile, &cmd)
         }
-        Command::Run { audit_log, cmd } => {
+        Command::Policy(PolicyCommand::Check { file }) => config::check(&file),
+        Command::Run {
+            audit_log,
+            policy,
+            fail_on_blocked,
+            cmd,
+        } => {
             init_tracing();
-            run::run(RunOptions { audit_log, cmd })
+            match config::policy(&policy.into()) {
+                Ok(policy) => run::run(RunOptions {
+                    audit_log,
+                    policy: policy.into(),
+                    fail_on_blocked,
+                    cmd,
+                }),
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("warden: {p}");
+                    }
+                    run::EXIT_WARDEN_FAILURE
+                }
+            }
         }
     };
     exit(code)

@@ -5,22 +5,23 @@ use std::{
     net::SocketAddr,
     pin::pin,
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use sniff::Sniffed;
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream, time::sleep_until};
 use tracing::Instrument;
 
 use super::{
-    Context, origdst,
-    relay::{self, Counters, RelayError, Side},
+    Context, enforce,
+    guard::{Claimed, RecordGuard},
+    origdst,
+    relay::{self, RelayError, Side},
     sniffing::{self, Verdict},
     upstream,
 };
 use crate::{
-    audit::{Bytes, Decision, Dst, Http, Kind, Record, Tls},
     ebpf::Original,
+    policy::{Mode, Proto, Verdict as PolicyVerdict},
 };
 
 /// How long the sniffers wait for a verdict before the bytes are relayed as raw TCP.
@@ -60,6 +61,13 @@ pub async fn handle(ctx: Arc<Context>, client: TcpStream, peer: SocketAddr) {
 }
 
 async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig: Original) {
+    // Block mode dials only what is allowed, so a blocked destination never even sees a SYN;
+    // what an IP rule allows (and everything in audit mode) is dialled while sniffing.
+    let allowed_by_ip = ctx
+        .policy
+        .ip_rule(orig.dst.ip(), orig.dst.port(), Proto::Tcp)
+        .is_some();
+    let dial_early = ctx.policy.mode() == Mode::Audit || allowed_by_ip;
     let mut dial = pin!(upstream::dial(orig.dst));
     let mut upstream: Option<TcpStream> = None;
     let mut dial_error: Option<io::Error> = None;
@@ -68,7 +76,7 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
 
     let verdict = loop {
         tokio::select! {
-            res = &mut dial, if upstream.is_none() && dial_error.is_none() => match res {
+            res = &mut dial, if dial_early && upstream.is_none() && dial_error.is_none() => match res {
                 Ok(s) => upstream = Some(s),
                 Err(e) => {
                     dial_error = Some(e);
@@ -97,9 +105,9 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             }
         }
     };
-    match verdict {
+    let claimed = match verdict {
         Verdict::Identified(s) => rec.sniffed(s),
-        Verdict::Raw => {}
+        Verdict::Raw => Claimed::default(),
         Verdict::MalformedTls(why) => {
             tracing::warn!(reason = why, "malformed ClientHello, closing");
             rec.flag("malformed-client-hello");
@@ -107,6 +115,12 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             reset(client);
             return;
         }
+    };
+    let decision = enforce::decide(ctx, orig.dst, &claimed).await;
+    rec.decided(&decision);
+    if decision.verdict == PolicyVerdict::Blocked {
+        enforce::block(client, &claimed, orig.dst, &decision).await;
+        return;
     }
 
     let mut upstream = match (upstream, dial_error) {
@@ -159,6 +173,7 @@ async fn readable(upstream: Option<&TcpStream>) -> io::Result<()> {
 }
 
 /// The destination could not be reached: the client sees a reset, as it would without Warden.
+/// The policy's reason (e.g. `audited`) gives way to what actually happened.
 fn refuse(rec: &mut RecordGuard, client: TcpStream, e: &io::Error) {
     let flag = match e.kind() {
         io::ErrorKind::ConnectionRefused => "upstream-refused",
@@ -190,127 +205,7 @@ fn ended_with_error(rec: &mut RecordGuard, client: TcpStream, upstream: TcpStrea
 }
 
 /// Closes with RST instead of FIN.
-fn reset(stream: TcpStream) {
+pub(super) fn reset(stream: TcpStream) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     drop(stream);
-}
-
-/// The connection's record, written exactly once when the guard drops: on success, on every
-/// error path, and when the task is cancelled at shutdown.
-struct RecordGuard {
-    ctx: Arc<Context>,
-    rec: Record,
-    started: Instant,
-    counters: Counters,
-    /// False when the handler was dropped mid-way (warden stopping with the connection open).
-    completed: bool,
-}
-
-impl RecordGuard {
-    fn new(ctx: Arc<Context>) -> Self {
-        let mut rec = Record::new(Kind::Connection);
-        // Issue #3 brings policies; until then every connection is audit mode's "no rule".
-        rec.decision = Some(Decision::Audited);
-        Self {
-            ctx,
-            rec,
-            started: Instant::now(),
-            counters: Counters::default(),
-            completed: false,
-        }
-    }
-
-    fn flag(&mut self, flag: &str) {
-        self.rec.flags.push(flag.to_string());
-    }
-
-    fn reason(&mut self, reason: impl Into<String>) {
-        self.rec.reason = Some(reason.into());
-    }
-
-    fn origin(&mut self, orig: &Original) {
-        self.rec.dst = Some(Dst {
-            ip: orig.dst.ip().to_string(),
-            port: orig.dst.port(),
-            proto: "tcp",
-            name: None,
-        });
-        if orig.v4_mapped {
-            self.flag("v4-mapped");
-        }
-        // Resolved now, not at close: by then the pid may belong to another process.
-        if let (Some(procs), true) = (&self.ctx.processes, orig.pid != 0) {
-            self.rec.process = Some(procs.lookup(orig.pid, &orig.comm));
-        }
-    }
-
-    fn sniffed(&mut self, s: Sniffed) {
-        let name = match s {
-            Sniffed::Tls(hello) => {
-                if hello.ech {
-                    self.flag("ech");
-                }
-                let sni = hello.sni.clone();
-                self.rec.tls = Some(Tls {
-                    sni: hello.sni,
-                    alpn: hello.alpn,
-                    ech: hello.ech,
-                });
-                sni
-            }
-            Sniffed::Http(head) => {
-                // An IP literal in Host is not a name.
-                let host = head
-                    .host_without_port()
-                    .filter(|h| h.parse::<std::net::IpAddr>().is_err())
-                    .map(str::to_string);
-                self.rec.http = Some(Http {
-                    host: head.host.clone(),
-                    method: head.method.clone(),
-                    url: strip_query(&head.path).to_string(),
-                });
-                host
-            }
-        };
-        if let Some(dst) = self.rec.dst.as_mut() {
-            dst.name = name;
-        }
-    }
-}
-
-/// Query strings can carry signed-URL secrets; records never keep them.
-fn strip_query(target: &str) -> &str {
-    target.split(['?', '#']).next().unwrap_or(target)
-}
-
-impl Drop for RecordGuard {
-    fn drop(&mut self) {
-        let rec = &mut self.rec;
-        rec.duration_ms =
-            Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
-        rec.bytes = Some(Bytes {
-            up: self.counters.up.load(Ordering::Relaxed),
-            down: self.counters.down.load(Ordering::Relaxed),
-        });
-        if std::thread::panicking() {
-            rec.flags.push("internal-error".into());
-        } else if !self.completed && rec.reason.is_none() {
-            rec.flags.push("interrupted".into());
-            rec.reason = Some("closed by warden while still open: enforcement was stopping".into());
-        }
-        self.ctx.log.write(rec);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_query;
-
-    #[test]
-    fn query_and_fragment_never_reach_records() {
-        assert_eq!(strip_query("/a/b?X-Amz-Signature=secret"), "/a/b");
-        assert_eq!(strip_query("/a#frag"), "/a");
-        assert_eq!(strip_query("http://h/p?q"), "http://h/p");
-        assert_eq!(strip_query(""), "");
-    }
 }

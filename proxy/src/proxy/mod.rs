@@ -6,6 +6,8 @@
 //! `SO_ORIGINAL_DST`), for hosts without cgroup BPF and for benchmarks.
 
 mod conn;
+mod enforce;
+mod guard;
 mod origdst;
 mod relay;
 mod sniffing;
@@ -23,7 +25,9 @@ use std::{
 
 use tokio::{net::TcpListener, sync::Notify};
 
-use crate::{audit::AuditLog, ebpf::OrigDstTable, process::ProcessTracker};
+use crate::{
+    audit::AuditLog, ebpf::OrigDstTable, policy::Policy, process::ProcessTracker, resolve::Resolver,
+};
 
 /// Everything a connection handler needs.
 pub struct Context {
@@ -33,6 +37,10 @@ pub struct Context {
     pub processes: Option<Arc<ProcessTracker>>,
     /// Original destinations filed by the connect hook.
     pub orig_dst: Option<OrigDstTable>,
+    /// What the job may reach.
+    pub policy: Arc<Policy>,
+    /// Names for anti-spoofing.
+    pub resolver: Resolver,
     active: AtomicUsize,
     idle: Notify,
     /// Fires when Warden stops: connections still open end (and write their records).
@@ -48,11 +56,14 @@ impl Context {
         log: Arc<AuditLog>,
         processes: Option<Arc<ProcessTracker>>,
         orig_dst: Option<OrigDstTable>,
+        policy: Arc<Policy>,
     ) -> Arc<Self> {
         Arc::new(Self {
             log,
             processes,
             orig_dst,
+            policy,
+            resolver: Resolver::default(),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             cancel: tokio::sync::watch::Sender::new(false),

@@ -19,12 +19,15 @@ use crate::{
     audit::{AuditLog, Enforcement, Kind, Record},
     cgroup::JobCgroup,
     ebpf::{self, Settings},
+    policy::{Mode, Policy},
     process::ProcessTracker,
     proxy::{Context, Listeners},
 };
 
 /// Exit status for Warden's own failures (as `docker run` and `env` use it).
 pub const EXIT_WARDEN_FAILURE: i32 = 125;
+/// Exit status with `--fail-on-blocked` when the command succeeded but something was blocked.
+pub const EXIT_BLOCKED: i32 = 3;
 /// How long open connections get to finish after the command is gone.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -33,6 +36,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RunOptions {
     /// Audit log path; default: a new file in the working directory.
     pub audit_log: Option<PathBuf>,
+    /// What the job may reach, and whether the rest is refused.
+    pub policy: Arc<Policy>,
+    /// Exit [`EXIT_BLOCKED`] when the command succeeded but something was blocked.
+    pub fail_on_blocked: bool,
     /// The command and its arguments.
     pub cmd: Vec<OsString>,
 }
@@ -102,6 +109,7 @@ pub fn run(opts: RunOptions) -> i32 {
             return EXIT_WARDEN_FAILURE;
         }
     };
+    let mode = opts.policy.mode();
     let result = rt.block_on(supervise(&opts, log.clone(), signals, nofile));
     rt.shutdown_timeout(Duration::from_secs(1));
     let mut code = match result {
@@ -118,7 +126,15 @@ pub fn run(opts: RunOptions) -> i32 {
             EXIT_WARDEN_FAILURE
         }
     };
-    eprint!("warden: audit mode, {}", log.summary());
+    let summary = log.summary();
+    eprint!("warden: {mode} mode, {summary}");
+    if opts.fail_on_blocked && code == 0 && summary.blocked() > 0 {
+        eprintln!(
+            "warden: --fail-on-blocked: {} connection(s) were blocked",
+            summary.blocked()
+        );
+        code = EXIT_BLOCKED;
+    }
     let failed = log.failed_writes();
     if failed > 0 {
         eprintln!(
@@ -204,12 +220,21 @@ async fn supervise(
     let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings)?;
     let processes = ProcessTracker::new(events).map_err(io("process events"))?;
     tokio::spawn(processes.clone().run());
-    let ctx = Context::new(log.clone(), Some(processes.clone()), Some(orig_dst));
+    let mode = opts.policy.mode();
+    let ctx = Context::new(
+        log.clone(),
+        Some(processes.clone()),
+        Some(orig_dst),
+        opts.policy.clone(),
+    );
     let serving = tokio::spawn(listeners.serve(ctx.clone()));
 
     let info = Enforcement {
         event: "start",
-        mode: "audit",
+        mode: match mode {
+            Mode::Audit => "audit",
+            Mode::Block => "block",
+        },
         cgroup: cgroup.path().display().to_string(),
         programs: redirect.program_ids().to_vec(),
         proxy: Some(format!("127.0.0.1:{port}")),

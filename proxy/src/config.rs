@@ -1,0 +1,147 @@
+//! Where a run's policy comes from: the policy file, overridden key by key by command-line
+//! flags (DESIGN.md, "Precedence"), and `warden policy check`.
+
+use std::path::{Path, PathBuf};
+
+use crate::policy::{
+    Mode, Policy,
+    file::{self, Overrides},
+    parse_endpoint_list,
+};
+
+/// The policy flags shared by `run` (and later `start`).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFlags {
+    /// `--policy FILE`.
+    pub file: Option<PathBuf>,
+    /// `--egress-policy`.
+    pub mode: Option<Mode>,
+    /// `--allowed-endpoints`, each value a list (whitespace, commas or newlines); repeatable.
+    pub allowed_endpoints: Vec<String>,
+}
+
+/// The policy the flags and file describe, or every problem found (each one line, naming the
+/// file, line and value, or the flag).
+pub fn policy(flags: &PolicyFlags) -> Result<Policy, Vec<String>> {
+    let mut problems = Vec::new();
+    let from_file = match &flags.file {
+        Some(path) => match file::load(path) {
+            Ok(f) => Some(f),
+            Err(ps) => {
+                problems.extend(ps.iter().map(ToString::to_string));
+                None
+            }
+        },
+        None => None,
+    };
+    let mut endpoints = Vec::new();
+    for list in &flags.allowed_endpoints {
+        match parse_endpoint_list(list) {
+            Ok(mut eps) => endpoints.append(&mut eps),
+            Err(errors) => {
+                problems.extend(errors.iter().map(|e| format!("--allowed-endpoints: {e}")))
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let overrides = Overrides {
+        mode: flags.mode,
+        allowed_endpoints: (!flags.allowed_endpoints.is_empty()).then_some(endpoints),
+    };
+    let (mode, endpoints) = from_file.unwrap_or_default().merge(overrides);
+    Ok(Policy::new(mode, endpoints))
+}
+
+/// `warden policy check FILE`: prints every problem (exit 2) or a one-line summary (exit 0).
+pub fn check(path: &Path) -> i32 {
+    match file::load(path) {
+        Ok(f) => {
+            let (mode, endpoints) = f.merge(Overrides::default());
+            println!(
+                "{}: ok: mode {mode}, {} allowed endpoint{}",
+                path.display(),
+                endpoints.len(),
+                if endpoints.len() == 1 { "" } else { "s" }
+            );
+            0
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!(
+                "{}: {} problem{}",
+                path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yml");
+        std::fs::write(&path, "mode: block\nallowed-endpoints:\n  - a.example\n").unwrap();
+        let only_file = policy(&PolicyFlags {
+            file: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (only_file.mode(), only_file.endpoints().len()),
+            (Mode::Block, 1)
+        );
+        let overridden = policy(&PolicyFlags {
+            file: Some(path),
+            mode: Some(Mode::Audit),
+            allowed_endpoints: vec!["b.example, c.example".into(), "d.example".into()],
+        })
+        .unwrap();
+        assert_eq!(overridden.mode(), Mode::Audit);
+        let names: Vec<String> = overridden
+            .endpoints()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["b.example", "c.example", "d.example"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yml");
+        std::fs::write(
+            &path,
+            "mode: blok\nallowed-endpoints:\n  - ok.example\n  - bad..example\n",
+        )
+        .unwrap();
+        let problems = policy(&PolicyFlags {
+            file: Some(path),
+            mode: None,
+            allowed_endpoints: vec!["x.example:0".into()],
+        })
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("bad.yml:1:"), "{problems:?}");
+        assert!(problems[1].contains("bad.yml:4:"), "{problems:?}");
+        assert!(
+            problems[2].starts_with("--allowed-endpoints:"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn no_flags_no_file_is_audit_with_no_rules() {
+        let p = policy(&PolicyFlags::default()).unwrap();
+        assert_eq!((p.mode(), p.endpoints().len()), (Mode::Audit, 0));
+    }
+}

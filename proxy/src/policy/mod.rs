@@ -1,0 +1,139 @@
+//! The policy engine: which outbound connections a job may make, and why.
+//!
+//! A [`Policy`] is a [`Mode`] (audit or block) plus a list of allowed [`Endpoint`]s, parsed from
+//! `--allowed-endpoints`, `--egress-policy` and a YAML `--policy` file ([`mod@file`]). The proxy asks
+//! [`Policy::decide`] about each connection once it knows where the connection goes and which name
+//! (SNI or Host) it asked for, and gets back a [`Decision`]: allowed (with the rule), blocked or
+//! audited (with the reason and the rule to add). The core is pure: no sockets, no files, no DNS.
+//! Whatever needs the outside world (does the name resolve to this address? which allowed names
+//! resolve to it?) the caller finds out beforehand and passes in the [`Connection`], using
+//! [`Policy::exact_names`] to know which names to resolve. The syntax and the decision order are
+//! documented for users in `docs/policy.md`.
+
+mod decide;
+mod endpoint;
+pub mod file;
+mod index;
+mod syntax;
+#[cfg(test)]
+mod tests;
+
+use std::{fmt, net::IpAddr, str::FromStr};
+
+pub use decide::{Connection, Decision, FLAG_ECH, FLAG_SNI_IP_MISMATCH, Verdict};
+pub use endpoint::{
+    DEFAULT_NAME_PORT, Endpoint, EndpointError, EndpointReason, Host, parse_endpoint_list, rule_for,
+};
+pub use file::{Overrides, PolicyFile, Problem};
+
+/// What happens to a connection no rule allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Let it through and record it as `audited` (the default).
+    #[default]
+    Audit,
+    /// Refuse it and record it as `blocked`.
+    Block,
+}
+
+/// A mode other than `audit` or `block`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid egress policy {0:?}: expected audit or block")]
+pub struct ModeError(pub String);
+
+impl FromStr for Mode {
+    type Err = ModeError;
+
+    /// `audit` or `block`, exactly (lowercase, as harden-runner's `egress-policy`).
+    fn from_str(s: &str) -> Result<Self, ModeError> {
+        match s {
+            "audit" => Ok(Mode::Audit),
+            "block" => Ok(Mode::Block),
+            _ => Err(ModeError(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Audit => "audit",
+            Mode::Block => "block",
+        })
+    }
+}
+
+/// The transport of a connection. Name rules only ever match TCP; address rules match both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// A mode and the endpoints it allows, indexed for [`decide`](Policy::decide).
+#[derive(Debug)]
+pub struct Policy {
+    mode: Mode,
+    endpoints: Vec<Endpoint>,
+    index: index::Index,
+}
+
+impl Policy {
+    /// Builds the policy and its index. Duplicate rules are kept (the first one is reported).
+    pub fn new(mode: Mode, endpoints: Vec<Endpoint>) -> Policy {
+        let index = index::Index::new(&endpoints);
+        Policy {
+            mode,
+            endpoints,
+            index,
+        }
+    }
+
+    /// What happens to connections no rule allows.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The rules, in the order given.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The name rule that would allow `name` on `port`, if any (the caller then checks the IP
+    /// against what the name resolves to). Case-insensitive; a trailing dot is ignored. An exact
+    /// rule wins over a wildcard, a closer wildcard over a wider one.
+    pub fn name_rule(&self, name: &str, port: u16) -> Option<&Endpoint> {
+        self.index.name(name, port).map(|i| &self.endpoints[i])
+    }
+
+    /// The IP/CIDR rule allowing `ip:port` over `proto`, if any. Address rules allow TCP and UDP
+    /// alike, so `proto` does not change the answer today; v4-mapped IPv6 addresses are matched
+    /// as IPv4. The longest prefix wins.
+    pub fn ip_rule(&self, ip: IpAddr, port: u16, proto: Proto) -> Option<&Endpoint> {
+        let _ = proto;
+        self.index.ip(ip, port).map(|i| &self.endpoints[i])
+    }
+
+    /// Exact (non-wildcard) host names in the rules with their ports, so the caller can resolve
+    /// them (used to judge ECH connections and raw-IP connections by the names their destination
+    /// address resolves from). In rule order; a name with several ports comes once per port.
+    pub fn exact_names(&self) -> impl Iterator<Item = (&str, u16)> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| match (e.host(), e.port()) {
+                (Host::Exact(name), Some(port)) => Some((name.as_str(), port)),
+                _ => None,
+            })
+    }
+}

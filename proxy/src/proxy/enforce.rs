@@ -1,0 +1,109 @@
+//! Applying the policy to one connection: gather what the pure policy needs (does the claimed
+//! name resolve to this address? which allowed names does the address belong to?), ask it, and
+//! refuse what it blocks the way the client will understand.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream};
+
+use super::{Context, conn::reset, guard::Claimed};
+use crate::policy::{Connection, Decision, Proto};
+
+/// How long a blocked HTTP client gets to read its 403 before the connection closes.
+const BLOCK_LINGER: Duration = Duration::from_secs(1);
+
+/// The policy's decision for a TCP connection to `dst` that claimed `claimed`.
+pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decision {
+    let (ip, port) = (dst.ip().to_canonical(), dst.port());
+    let policy = &ctx.policy;
+    let name = claimed.name.as_deref().filter(|_| !claimed.ech);
+    // Anti-spoofing: a name only counts if the destination is one of its addresses.
+    let name_resolves_to_ip = match name {
+        Some(n) if policy.name_rule(n, port).is_some() => {
+            Some(ctx.resolver.resolves_to(n, ip).await)
+        }
+        _ => None,
+    };
+    // No usable name (raw IP, or ECH hiding it): which allowed names does this address belong to?
+    let ip_names = if name.is_none() && policy.ip_rule(ip, port, Proto::Tcp).is_none() {
+        let names: Vec<&str> = policy.exact_names().map(|(n, _)| n).collect();
+        ctx.resolver.names_for(ip, names.into_iter()).await
+    } else {
+        Vec::new()
+    };
+    policy.decide(&Connection {
+        ip,
+        port,
+        proto: Proto::Tcp,
+        name: claimed.name.as_deref(),
+        ech: claimed.ech,
+        name_resolves_to_ip,
+        ip_names: &ip_names,
+    })
+}
+
+/// Refuses a blocked connection: plain HTTP gets a 403 page naming the host and the rule to
+/// add; TLS and raw TCP get a reset (nothing else can be said without terminating TLS).
+pub async fn block(mut client: TcpStream, claimed: &Claimed, dst: SocketAddr, d: &Decision) {
+    if !claimed.http {
+        reset(client);
+        return;
+    }
+    let target = match &claimed.name {
+        Some(name) => format!("{name}:{} ({})", dst.port(), dst.ip()),
+        None => dst.to_string(),
+    };
+    let response = forbidden(&target, d);
+    if client.write_all(response.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = client.shutdown().await;
+    // Closing with unread request bytes would send a reset that can destroy the 403 before the
+    // client reads it: drain what the client still sends, briefly.
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(BLOCK_LINGER, async {
+        while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// The 403 response for a blocked plain-HTTP request.
+fn forbidden(target: &str, d: &Decision) -> String {
+    let mut body = format!(
+        "Blocked by Warden: connection to {target} is not allowed by the egress policy.\n{}\n",
+        d.reason
+    );
+    if let Some(rule) = &d.suggestion {
+        body.push_str(&format!(
+            "To allow it, add this entry to allowed-endpoints: {rule}\n"
+        ));
+    }
+    format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\nX-Warden: blocked\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Verdict;
+
+    #[test]
+    fn forbidden_page_names_host_and_rule() {
+        let d = Decision {
+            verdict: Verdict::Blocked,
+            rule: None,
+            reason: "no rule allows it".into(),
+            flags: vec![],
+            suggestion: Some("evil.example".into()),
+        };
+        let page = forbidden("evil.example:80 (192.0.2.7)", &d);
+        let (head, body) = page.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(body.contains("evil.example:80 (192.0.2.7)"));
+        assert!(body.contains("add this entry to allowed-endpoints: evil.example"));
+    }
+}

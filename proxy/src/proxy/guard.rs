@@ -1,0 +1,159 @@
+//! The connection's audit record, kept as the connection goes and written exactly once.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use sniff::Sniffed;
+
+use super::{Context, relay::Counters};
+use crate::{
+    audit::{Bytes, Decision, Dst, Http, Kind, Record, Tls},
+    ebpf::Original,
+    policy,
+};
+
+/// What the first bytes said that the policy needs.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    /// SNI or HTTP Host (lowercase, no port), when it is a name.
+    pub name: Option<String>,
+    /// The ClientHello carried ECH: `name` is only the outer, public name.
+    pub ech: bool,
+    /// The client speaks plain HTTP/1 (a block is answered with a 403 page).
+    pub http: bool,
+}
+
+/// The connection's record, written exactly once when the guard drops: on success, on every
+/// error path, and when the task is cancelled at shutdown.
+pub struct RecordGuard {
+    ctx: Arc<Context>,
+    rec: Record,
+    started: Instant,
+    pub counters: Counters,
+    /// False when the handler was dropped mid-way (warden stopping with the connection open).
+    pub completed: bool,
+}
+
+impl RecordGuard {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        let rec = Record::new(Kind::Connection);
+        Self {
+            ctx,
+            rec,
+            started: Instant::now(),
+            counters: Counters::default(),
+            completed: false,
+        }
+    }
+
+    pub fn flag(&mut self, flag: &str) {
+        self.rec.flags.push(flag.to_string());
+    }
+
+    pub fn reason(&mut self, reason: impl Into<String>) {
+        self.rec.reason = Some(reason.into());
+    }
+
+    pub fn origin(&mut self, orig: &Original) {
+        self.rec.dst = Some(Dst {
+            ip: orig.dst.ip().to_string(),
+            port: orig.dst.port(),
+            proto: "tcp",
+            name: None,
+        });
+        if orig.v4_mapped {
+            self.flag("v4-mapped");
+        }
+        // Resolved now, not at close: by then the pid may belong to another process.
+        if let (Some(procs), true) = (&self.ctx.processes, orig.pid != 0) {
+            self.rec.process = Some(procs.lookup(orig.pid, &orig.comm));
+        }
+    }
+
+    /// Records what the first bytes said; returns what the policy needs of it.
+    pub fn sniffed(&mut self, s: Sniffed) -> Claimed {
+        let (name, ech, http) = match s {
+            Sniffed::Tls(hello) => {
+                let (sni, ech) = (hello.sni.clone(), hello.ech);
+                self.rec.tls = Some(Tls {
+                    sni: hello.sni,
+                    alpn: hello.alpn,
+                    ech: hello.ech,
+                });
+                (sni, ech, false)
+            }
+            Sniffed::Http(head) => {
+                // An IP literal in Host is not a name.
+                let host = head
+                    .host_without_port()
+                    .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+                    .map(str::to_string);
+                self.rec.http = Some(Http {
+                    host: head.host.clone(),
+                    method: head.method.clone(),
+                    url: strip_query(&head.path).to_string(),
+                });
+                (host, false, true)
+            }
+        };
+        if let Some(dst) = self.rec.dst.as_mut() {
+            dst.name = name.clone();
+        }
+        Claimed { name, ech, http }
+    }
+
+    /// Records the policy's decision.
+    pub fn decided(&mut self, d: &policy::Decision) {
+        self.rec.decision = Some(match d.verdict {
+            policy::Verdict::Allowed => Decision::Allowed,
+            policy::Verdict::Blocked => Decision::Blocked,
+            policy::Verdict::Audited => Decision::Audited,
+        });
+        self.rec.rule.clone_from(&d.rule);
+        self.rec.reason = Some(d.reason.clone());
+        for flag in &d.flags {
+            if !self.rec.flags.iter().any(|f| f == flag) {
+                self.rec.flags.push((*flag).to_string());
+            }
+        }
+    }
+}
+
+/// Query strings can carry signed-URL secrets; records never keep them.
+fn strip_query(target: &str) -> &str {
+    target.split(['?', '#']).next().unwrap_or(target)
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        let rec = &mut self.rec;
+        rec.duration_ms =
+            Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        rec.bytes = Some(Bytes {
+            up: self.counters.up.load(Ordering::Relaxed),
+            down: self.counters.down.load(Ordering::Relaxed),
+        });
+        if std::thread::panicking() {
+            rec.flags.push("internal-error".into());
+        } else if !self.completed && rec.reason.is_none() {
+            rec.flags.push("interrupted".into());
+            rec.reason = Some("closed by warden while still open: enforcement was stopping".into());
+        }
+        self.ctx.log.write(rec);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_query;
+
+    #[test]
+    fn query_and_fragment_never_reach_records() {
+        assert_eq!(strip_query("/a/b?X-Amz-Signature=secret"), "/a/b");
+        assert_eq!(strip_query("/a#frag"), "/a");
+        assert_eq!(strip_query("http://h/p?q"), "http://h/p");
+        assert_eq!(strip_query(""), "");
+    }
+}
