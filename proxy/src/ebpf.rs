@@ -15,12 +15,16 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{
+        HashMap, MapData, PerCpuArray, RingBuf,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{CgroupAttachMode, CgroupSockAddr, SockOps, TracePoint},
 };
 use redirect_ebpf::{
-    GLOBAL_CGROUP_ID, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_NETNS_COOKIE, GLOBAL_PROXY_PORT,
-    MAP_LOST_EVENTS, MAP_ORIG_DST, MAP_PROC_EVENTS, OrigDst, SockKey,
+    GLOBAL_BLOCK_UDP, GLOBAL_CGROUP_ID, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_NETNS_COOKIE,
+    GLOBAL_PROXY_PORT, MAP_LOST_EVENTS, MAP_ORIG_DST, MAP_PROC_EVENTS, MAP_UDP_ALLOW, OrigDst,
+    SockKey, UdpAllow,
 };
 
 use crate::{cgroup::JobCgroup, tracefs};
@@ -90,6 +94,15 @@ pub struct Settings {
     pub netns_cookie: u64,
 }
 
+/// What the kernel enforces for UDP itself.
+#[derive(Debug, Clone, Default)]
+pub struct UdpSettings {
+    /// Refuse UDP no entry allows (block mode).
+    pub block: bool,
+    /// Address rules allowing UDP: v4-mapped address, prefix bits, ports.
+    pub allow: Vec<([u8; 16], u32, UdpAllow)>,
+}
+
 /// The loaded, attached programs. Dropping it detaches and unloads them.
 pub struct Redirect {
     _ebpf: Ebpf,
@@ -102,6 +115,7 @@ pub struct Redirect {
 pub fn attach(
     cgroup: &JobCgroup,
     settings: Settings,
+    udp: &UdpSettings,
 ) -> Result<(Redirect, OrigDstTable, RingBuf<MapData>), Error> {
     tracefs::ensure_mounted()?;
     let fork_offset = tracefs::fork_child_pid_offset()?;
@@ -110,9 +124,28 @@ pub fn attach(
         .override_global(GLOBAL_PROXY_PORT, &settings.proxy_port, true)
         .override_global(GLOBAL_NETNS_COOKIE, &settings.netns_cookie, true)
         .override_global(GLOBAL_CGROUP_ID, &id, true)
+        .override_global(GLOBAL_BLOCK_UDP, &u8::from(udp.block), true)
         .override_global(GLOBAL_FORK_CHILD_PID_OFFSET, &fork_offset, true)
         .load(OBJECT)?;
 
+    // The allow-list must be in place before the first program is attached.
+    let allow = ebpf.take_map(MAP_UDP_ALLOW).ok_or(Error::Map {
+        name: MAP_UDP_ALLOW,
+        detail: "missing".into(),
+    })?;
+    let mut allow: LpmTrie<MapData, [u8; 16], UdpAllow> =
+        LpmTrie::try_from(allow).map_err(|e| Error::Map {
+            name: MAP_UDP_ALLOW,
+            detail: e.to_string(),
+        })?;
+    for (addr, bits, ports) in &udp.allow {
+        allow
+            .insert(&Key::new(*bits, *addr), ports, 0)
+            .map_err(|e| Error::Map {
+                name: MAP_UDP_ALLOW,
+                detail: e.to_string(),
+            })?;
+    }
     let cgroup_dir = File::open(cgroup.path()).map_err(|source| Error::Cgroup {
         path: cgroup.path().display().to_string(),
         source,

@@ -22,3 +22,4 @@ pub mod run;
 pub mod summary;
 pub mod sys;
 pub mod tracefs;
+pub mod udp;

@@ -17,12 +17,13 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use redirect_ebpf::{ARGV_LEN, FILENAME_LEN, PROC_EXEC, PROC_EXIT, PROC_FORK};
+use redirect_ebpf::{ARGV_LEN, FILENAME_LEN, PROC_EXEC, PROC_EXIT, PROC_FORK, UDP_FLOW};
 use tokio::io::unix::AsyncFd;
 
 use crate::{
-    audit::{Process, redact},
+    audit::{Process, now_rfc3339, redact},
     ebpf::c_str,
+    udp::UdpFlow,
 };
 
 /// Exited processes are forgotten only when the table is this big, and only if they exited
@@ -42,6 +43,7 @@ struct Entry {
 struct Inner {
     ring: RingBuf<MapData>,
     table: Table,
+    udp_flows: Vec<UdpFlow>,
 }
 
 /// The table proper, kept apart from the ring buffer so it can be tested without a kernel.
@@ -70,7 +72,36 @@ struct Event {
     argv: Vec<String>,
 }
 
-/// Offset of `argv` (`ArgvBuf`: len, argc, data) in `redirect_ebpf::ProcEvent`.
+enum Decoded {
+    Proc(Event),
+    Udp(UdpEvent),
+}
+
+/// A decoded `redirect_ebpf::UdpEvent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UdpEvent {
+    tgid: u32,
+    comm: String,
+    dst: std::net::SocketAddr,
+    denied: bool,
+}
+
+/// `UdpEvent`: header (32), cookie (8), address (16), port (2), padding (6), denied (4).
+fn decode_udp(b: &[u8]) -> Option<UdpEvent> {
+    let tgid = u32::from_ne_bytes(b.get(8..12)?.try_into().ok()?);
+    let addr: [u8; 16] = b.get(40..56)?.try_into().ok()?;
+    let port = u16::from_ne_bytes(b.get(56..58)?.try_into().ok()?);
+    let denied = u32::from_ne_bytes(b.get(64..68)?.try_into().ok()?) != 0;
+    let ip = std::net::Ipv6Addr::from(addr).to_canonical();
+    Some(UdpEvent {
+        tgid,
+        comm: c_str(b.get(16..32)?),
+        dst: std::net::SocketAddr::new(ip, port),
+        denied,
+    })
+}
+
+/// Offset of `argv` (`ArgvBuf`: len, argc, data) in `redirect_ebpf::ExecEvent`.
 const ARGV_AT: usize = 32 + FILENAME_LEN;
 
 impl Event {
@@ -115,6 +146,7 @@ impl ProcessTracker {
             inner: Mutex::new(Inner {
                 ring,
                 table: Table::default(),
+                udp_flows: Vec::new(),
             }),
             ring_fd,
         }))
@@ -142,6 +174,13 @@ impl ProcessTracker {
         }
     }
 
+    /// The UDP flows reported so far (each once), with their processes.
+    pub fn take_udp_flows(&self) -> Vec<UdpFlow> {
+        let mut inner = self.lock();
+        inner.drain();
+        std::mem::take(&mut inner.udp_flows)
+    }
+
     /// The process `pid` as the record should name it; `comm` is the thread name the connect
     /// hook saw, used when nothing better is known.
     pub fn lookup(&self, pid: u32, comm: &str) -> Process {
@@ -155,13 +194,27 @@ impl Inner {
     fn drain(&mut self) {
         let mut events = Vec::new();
         while let Some(item) = self.ring.next() {
-            match Event::decode(&item) {
+            let decoded = if item.get(..4) == Some(&UDP_FLOW.to_ne_bytes()[..]) {
+                decode_udp(&item).map(Decoded::Udp)
+            } else {
+                Event::decode(&item).map(Decoded::Proc)
+            };
+            match decoded {
                 Some(ev) => events.push(ev),
-                None => tracing::warn!(len = item.len(), "short process event"),
+                None => tracing::warn!(len = item.len(), "short event"),
             }
         }
+        // In ring order: a flow's process is the one its pid named when it sent.
         for ev in events {
-            self.table.apply(ev);
+            match ev {
+                Decoded::Proc(ev) => self.table.apply(ev),
+                Decoded::Udp(u) => self.udp_flows.push(UdpFlow {
+                    time: now_rfc3339(),
+                    process: self.table.describe(u.tgid, &u.comm),
+                    dst: u.dst,
+                    denied: u.denied,
+                }),
+            }
         }
         self.table.gc();
     }
@@ -312,6 +365,25 @@ mod tests {
         b[16..20].copy_from_slice(b"sh\0\0");
         b[32..32 + filename.len()].copy_from_slice(filename.as_bytes());
         b
+    }
+
+    #[test]
+    fn decodes_udp_events() {
+        let mut b = vec![0u8; 72];
+        b[0..4].copy_from_slice(&UDP_FLOW.to_ne_bytes());
+        b[8..12].copy_from_slice(&42u32.to_ne_bytes());
+        b[16..19].copy_from_slice(b"dig");
+        b[40..56].copy_from_slice(
+            &std::net::Ipv4Addr::new(192, 0, 2, 9)
+                .to_ipv6_mapped()
+                .octets(),
+        );
+        b[56..58].copy_from_slice(&5353u16.to_ne_bytes());
+        b[64..68].copy_from_slice(&1u32.to_ne_bytes());
+        let u = decode_udp(&b).unwrap();
+        assert_eq!((u.tgid, u.comm.as_str(), u.denied), (42, "dig", true));
+        assert_eq!(u.dst, "192.0.2.9:5353".parse().unwrap());
+        assert_eq!(decode_udp(&b[..60]), None);
     }
 
     #[test]

@@ -23,7 +23,7 @@ struct DstTotals {
 impl Summary {
     /// Counts a connection record; other kinds are ignored.
     pub fn add(&mut self, r: &Record) {
-        if r.kind != Kind::Connection {
+        if !matches!(r.kind, Kind::Connection | Kind::Udp) {
             return;
         }
         self.connections += 1;
@@ -43,9 +43,10 @@ impl Summary {
                 } else {
                     d.ip.clone()
                 };
+                let proto = if d.proto == "tcp" { "" } else { "/udp" };
                 match &d.name {
-                    Some(name) => format!("{name}:{} ({ip})", d.port),
-                    None => format!("{ip}:{}", d.port),
+                    Some(name) => format!("{name}:{}{proto} ({ip})", d.port),
+                    None => format!("{ip}:{}{proto}", d.port),
                 }
             },
         );

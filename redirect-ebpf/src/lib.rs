@@ -28,6 +28,10 @@ pub const GLOBAL_CGROUP_ID: &str = "CGROUP_ID";
 /// namespace (a process in the job that called `unshare -n`, say) cannot reach the proxy, so it
 /// is refused with `EPERM` rather than left unrecorded or sent to an unrelated listener.
 pub const GLOBAL_NETNS_COOKIE: &str = "NETNS_COOKIE";
+/// Global: 1 in block mode, where UDP not allowed by `UDP_ALLOW` is refused with `EPERM`.
+pub const GLOBAL_BLOCK_UDP: &str = "BLOCK_UDP";
+/// Name of the LPM trie of address rules that allow UDP ([`UdpAllow`] by v4-mapped address).
+pub const MAP_UDP_ALLOW: &str = "UDP_ALLOW";
 /// Name of the per-CPU counter of process events the ring buffer had no room for.
 pub const MAP_LOST_EVENTS: &str = "LOST_EVENTS";
 /// Global: byte offset of `child_pid` in the `sched_process_fork` tracepoint record. It moved in
@@ -75,6 +79,54 @@ pub const PROC_FORK: u32 = 1;
 pub const PROC_EXEC: u32 = 2;
 /// [`ProcEvent::kind`]: a task exited (`sched_process_exit`).
 pub const PROC_EXIT: u32 = 3;
+
+/// [`ProcEvent::kind`]: the first datagram (or connect) of a UDP flow; the event is a [`UdpEvent`].
+pub const UDP_FLOW: u32 = 4;
+
+/// The ports an address rule allows UDP to. Userspace folds the ports of every rule that covers a
+/// prefix into that prefix's entry, so the longest-prefix match alone decides.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpAllow {
+    /// Non-zero: every port.
+    pub any_port: u32,
+    /// Ports in use in `ports`.
+    pub nports: u32,
+    /// Allowed ports.
+    pub ports: [u16; UDP_ALLOW_PORTS],
+}
+
+/// Most distinct ports one address-rule prefix can allow UDP to; userspace keeps the first ones
+/// and warns (narrower, never wider, than the policy).
+pub const UDP_ALLOW_PORTS: usize = 16;
+
+/// A UDP flow: one socket sending to one destination.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct UdpFlowKey {
+    /// Socket cookie.
+    pub cookie: u64,
+    /// Destination, network order, IPv4 v4-mapped.
+    pub addr: [u8; 16],
+    /// Destination port, host order.
+    pub port: u16,
+    /// Zero.
+    pub _pad: [u8; 6],
+}
+
+/// The first sighting of a UDP flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UdpEvent {
+    /// Kind [`UDP_FLOW`]; `pid` is the thread id, `tgid` the process id.
+    pub head: ProcEvent,
+    /// The flow.
+    pub flow: UdpFlowKey,
+    /// 1 if the datagram (or connect) was refused.
+    pub denied: u32,
+    /// Zero.
+    pub _pad: u32,
+}
 
 /// Length of [`ProcEvent::filename`]; longer exec paths are cut.
 pub const FILENAME_LEN: usize = 256;
@@ -140,4 +192,7 @@ mod user {
     unsafe impl aya::Pod for super::ProcEvent {}
     unsafe impl aya::Pod for super::ExecEvent {}
     unsafe impl aya::Pod for super::ArgvBuf {}
+    unsafe impl aya::Pod for super::UdpAllow {}
+    unsafe impl aya::Pod for super::UdpFlowKey {}
+    unsafe impl aya::Pod for super::UdpEvent {}
 }

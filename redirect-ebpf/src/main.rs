@@ -9,6 +9,7 @@
 
 mod proctrack;
 mod redirect;
+mod udp;
 
 use aya_ebpf::{
     macros::map,
@@ -24,6 +25,8 @@ static PROXY_PORT: u16 = 0;
 static CGROUP_ID: u64 = 0;
 #[unsafe(no_mangle)]
 static NETNS_COOKIE: u64 = 0;
+#[unsafe(no_mangle)]
+static BLOCK_UDP: u8 = 0;
 #[unsafe(no_mangle)]
 static FORK_CHILD_PID_OFFSET: u32 = 20;
 

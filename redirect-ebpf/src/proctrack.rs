@@ -51,7 +51,7 @@ fn in_hooked_cgroup() -> bool {
 }
 
 #[inline(always)]
-fn count_lost() {
+pub fn count_lost() {
     if let Some(n) = LOST_EVENTS.get_ptr_mut(0) {
         // SAFETY: this CPU's slot of a per-CPU array; no other writer runs on it concurrently.
         unsafe { *n += 1 };

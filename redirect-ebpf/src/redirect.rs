@@ -20,12 +20,10 @@ use core::ptr::read_volatile;
 
 use redirect_ebpf::{AF_INET, AF_INET6, OrigDst, SockKey};
 
-use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, global};
+use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, global, udp};
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
-/// QUIC's port. HTTP/3 is refused so clients fall back to TCP, where Warden can see the name.
-const QUIC_PORT: u16 = 443;
 /// Return value that lets the connect go ahead (with whatever address we wrote).
 const ALLOW: i32 = 1;
 /// Return value that fails the connect with `EPERM`.
@@ -47,8 +45,8 @@ pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
     if ip[0] == 127 || ip == [0, 0, 0, 0] {
         return ALLOW;
     }
-    if is_quic(sa) {
-        return DENY;
+    if sa.type_ == SOCK_DGRAM {
+        return verdict(udp::check(&ctx, mapped(ip), port_of(sa)));
     }
     if !wants_redirect(sa) {
         return ALLOW;
@@ -70,8 +68,8 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     if local {
         return ALLOW;
     }
-    if is_quic(sa) {
-        return DENY;
+    if sa.type_ == SOCK_DGRAM {
+        return verdict(udp::check(&ctx, addr, port_of(sa)));
     }
     if !wants_redirect(sa) {
         return ALLOW;
@@ -94,33 +92,38 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     ALLOW
 }
 
-/// Unconnected UDP: each datagram's destination passes here (Linux 4.18). QUIC is refused.
+/// Unconnected UDP: each datagram's destination passes here (Linux 4.18); see `udp::check`.
 #[cgroup_sock_addr(sendmsg4)]
 pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
     // SAFETY: as above.
     let sa = unsafe { &*ctx.sock_addr };
     let ip = sa.user_ip4.to_ne_bytes();
-    if ip[0] != 127 && ip != [0, 0, 0, 0] && is_quic(sa) {
-        return DENY;
+    if ip[0] == 127 || ip == [0, 0, 0, 0] {
+        return ALLOW;
     }
-    ALLOW
+    verdict(udp::check(&ctx, mapped(ip), port_of(sa)))
 }
 
 #[cgroup_sock_addr(sendmsg6)]
 pub fn warden_sendmsg6(ctx: SockAddrContext) -> i32 {
     // SAFETY: as above.
     let sa = unsafe { &*ctx.sock_addr };
-    let (_, _, local) = read_ip6(sa);
-    if !local && is_quic(sa) {
-        return DENY;
+    let (addr, _, local) = read_ip6(sa);
+    if local {
+        return ALLOW;
     }
-    ALLOW
+    verdict(udp::check(&ctx, addr, port_of(sa)))
 }
 
-/// A UDP datagram or connect to port 443.
 #[inline(always)]
-fn is_quic(sa: &bpf_sock_addr) -> bool {
-    sa.type_ == SOCK_DGRAM && u16::from_be(sa.user_port as u16) == QUIC_PORT
+fn verdict(allowed: bool) -> i32 {
+    if allowed { ALLOW } else { DENY }
+}
+
+/// The destination port, host order.
+#[inline(always)]
+fn port_of(sa: &bpf_sock_addr) -> u16 {
+    u16::from_be(sa.user_port as u16)
 }
 
 /// The IPv6 destination: its bytes, whether it is v4-mapped, and whether it stays on this host

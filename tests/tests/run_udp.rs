@@ -1,12 +1,22 @@
 //! UDP under `warden run`: QUIC (UDP port 443) is refused with EPERM, connected or not, over IPv4
-//! and IPv6, so clients fall back to TCP where Warden sees the server name; other UDP and
-//! loopback QUIC are left alone, and a program outside the cgroup is not affected.
+//! and IPv6, so clients fall back to TCP where Warden sees the server name; other UDP goes
+//! through in audit mode and only where an address rule allows it in block mode; every flow
+//! leaves one `udp` record; loopback and programs outside the cgroup are not affected.
 //!
 //! Needs root (skips loudly otherwise).
 
 use std::time::Duration;
 
-use tests::{Netns, WardenRun, assert_run, clients, skip_unless_root};
+use serde_json::Value;
+use tests::{Netns, WardenRun, assert_run, assert_run_eq, audit, clients, skip_unless_root};
+
+/// The `udp` records to `ip:port`.
+fn udp_to<'a>(records: &'a [Value], ip: &str, port: u16) -> Vec<&'a Value> {
+    audit::of_kind(records, "udp")
+        .into_iter()
+        .filter(|r| r["dst"]["ip"] == ip && r["dst"]["port"] == port)
+        .collect()
+}
 
 const QUIC_PY: &str = r#"
 import socket
@@ -63,4 +73,75 @@ fn quic_is_refused_other_udp_is_not() {
     let outside = netns.command("python3", ["-c", QUIC_PY]).output().unwrap();
     let said = String::from_utf8_lossy(&outside.stdout);
     assert!(!said.contains("EPERM"), "outside the cgroup: {said}");
+}
+
+const BLOCK_PY: &str = r#"
+import socket
+out = []
+for host, port in (("192.0.2.10", 5353), ("192.0.2.10", 9999), ("198.51.100.10", 5353), ("2001:db8::10", 7777)):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        for _ in range(3):
+            s.sendto(b"x", (host, port))
+        out.append(f"{host}:{port}:sent")
+    except PermissionError:
+        out.append(f"{host}:{port}:EPERM")
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    c.connect(("198.51.100.10", 123)); out.append("connect:123:open")
+except PermissionError:
+    out.append("connect:123:EPERM")
+print(" ".join(out))
+"#;
+
+#[test]
+fn block_mode_udp_only_where_an_address_rule_allows() {
+    if skip_unless_root("block_mode_udp_only_where_an_address_rule_allows") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let script = format!("python3 -c {}", clients::quote(BLOCK_PY));
+    let out = WardenRun::new(&netns)
+        .timeout(Duration::from_secs(30))
+        .args([
+            "--egress-policy",
+            "block",
+            // Names never allow UDP: tls.example resolves to 192.0.2.10 but allows nothing here.
+            "--allowed-endpoints",
+            "192.0.2.0/24:5353 [2001:db8::/32] tls.example:9999",
+        ])
+        .cmd(["sh", "-c", &script])
+        .run()
+        .unwrap();
+    out.assert_success();
+    for said in [
+        "192.0.2.10:5353:sent",
+        "192.0.2.10:9999:EPERM",
+        "198.51.100.10:5353:EPERM",
+        "2001:db8::10:7777:sent",
+        "connect:123:EPERM",
+    ] {
+        assert_run!(out, out.stdout.contains(said), "{said}");
+    }
+    let expect = [
+        ("192.0.2.10", 5353, "allowed", Some("192.0.2.0/24:5353")),
+        ("192.0.2.10", 9999, "blocked", None),
+        ("198.51.100.10", 5353, "blocked", None),
+        ("2001:db8::10", 7777, "allowed", Some("2001:db8::/32")),
+        ("198.51.100.10", 123, "blocked", None),
+    ];
+    for (ip, port, decision, rule) in expect {
+        let flows = udp_to(&out.records, ip, port);
+        assert_run_eq!(
+            out,
+            flows.len(),
+            1,
+            "one record for the flow to {ip}:{port}"
+        );
+        assert_run_eq!(out, flows[0]["decision"], decision, "{}", flows[0]);
+        if let Some(rule) = rule {
+            assert_run_eq!(out, flows[0]["rule"], rule, "{}", flows[0]);
+        }
+    }
 }

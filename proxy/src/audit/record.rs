@@ -12,6 +12,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum Kind {
     /// One TCP connection, written when it closes.
     Connection,
+    /// One UDP flow (a socket sending to one destination), written at the end of the run.
+    Udp,
     /// Enforcement started or stopped.
     Enforcement,
 }

@@ -217,7 +217,11 @@ async fn supervise(
             .netns_cookie()
             .map_err(io("read the network namespace cookie"))?,
     };
-    let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings)?;
+    let udp = ebpf::UdpSettings {
+        block: opts.policy.mode() == Mode::Block,
+        allow: crate::udp::allow_entries(&opts.policy),
+    };
+    let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp)?;
     let processes = ProcessTracker::new(events).map_err(io("process events"))?;
     tokio::spawn(processes.clone().run());
     let mode = opts.policy.mode();
@@ -276,6 +280,9 @@ async fn supervise(
     let left = ctx.wait_idle(Duration::from_secs(2)).await;
     if left > 0 {
         tracing::error!(left, "connection handlers did not finish");
+    }
+    for flow in processes.take_udp_flows() {
+        ctx.log.write(&flow.record(&opts.policy));
     }
     Ok(Finished {
         status,
