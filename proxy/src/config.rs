@@ -18,6 +18,8 @@ pub struct PolicyFlags {
     pub mode: Option<Mode>,
     /// `--allowed-endpoints`, each value a list (whitespace, commas or newlines); repeatable.
     pub allowed_endpoints: Vec<String>,
+    /// Whether the built-in allowances for the runner's own services apply.
+    pub builtin: bool,
 }
 
 /// The policy the flags and file describe, or every problem found (each one line, naming the
@@ -51,7 +53,11 @@ pub fn policy(flags: &PolicyFlags) -> Result<Policy, Vec<String>> {
         allowed_endpoints: (!flags.allowed_endpoints.is_empty()).then_some(endpoints),
     };
     let (mode, endpoints) = from_file.unwrap_or_default().merge(overrides);
-    Ok(Policy::new(mode, endpoints))
+    Ok(if flags.builtin {
+        Policy::with_builtin(mode, endpoints)
+    } else {
+        Policy::new(mode, endpoints)
+    })
 }
 
 /// `warden policy check FILE`: prints every problem (exit 2) or a one-line summary (exit 0).
@@ -104,6 +110,7 @@ mod tests {
             file: Some(path),
             mode: Some(Mode::Audit),
             allowed_endpoints: vec!["b.example, c.example".into(), "d.example".into()],
+            builtin: false,
         })
         .unwrap();
         assert_eq!(overridden.mode(), Mode::Audit);
@@ -128,6 +135,7 @@ mod tests {
             file: Some(path),
             mode: None,
             allowed_endpoints: vec!["x.example:0".into()],
+            builtin: false,
         })
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
@@ -136,6 +144,38 @@ mod tests {
         assert!(
             problems[2].starts_with("--allowed-endpoints:"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn builtin_allowances_are_opt_in_and_marked() {
+        use crate::policy::{Connection, Proto, Verdict};
+        let flags = PolicyFlags {
+            mode: Some(Mode::Block),
+            ..Default::default()
+        };
+        let imds = Connection {
+            ip: "169.254.169.254".parse().unwrap(),
+            port: 80,
+            proto: Proto::Tcp,
+            name: None,
+            ech: false,
+            name_resolves_to_ip: None,
+            ip_names: &[],
+        };
+        assert_eq!(
+            policy(&flags).unwrap().decide(&imds).verdict,
+            Verdict::Blocked
+        );
+        let with = policy(&PolicyFlags {
+            builtin: true,
+            ..flags
+        })
+        .unwrap();
+        let d = with.decide(&imds);
+        assert_eq!(
+            (d.verdict, d.flags.as_slice()),
+            (Verdict::Allowed, &["builtin"][..])
         );
     }
 

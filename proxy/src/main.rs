@@ -30,6 +30,13 @@ struct PolicyArgs {
     /// Allowed endpoints, separated by whitespace, commas or newlines; repeatable.
     #[arg(long, value_name = "LIST")]
     allowed_endpoints: Vec<String>,
+    /// Also allow what the CI runner itself needs (GitHub's Actions service and results storage,
+    /// cloud metadata); records they allow are flagged `builtin`. Off for `run`.
+    #[arg(long, overrides_with = "no_builtin")]
+    builtin: bool,
+    /// Do not apply the built-in allowances (the default for `run`).
+    #[arg(long, overrides_with = "builtin")]
+    no_builtin: bool,
 }
 
 impl From<PolicyArgs> for PolicyFlags {
@@ -38,6 +45,7 @@ impl From<PolicyArgs> for PolicyFlags {
             file: a.policy,
             mode: a.egress_policy,
             allowed_endpoints: a.allowed_endpoints,
+            builtin: a.builtin && !a.no_builtin,
         }
     }
 }

@@ -19,6 +19,8 @@ use super::{Endpoint, Mode, Policy, Proto, rule_for};
 pub const FLAG_SNI_IP_MISMATCH: &str = "sni-ip-mismatch";
 /// Flag: the ClientHello carried ECH (real or GREASE), so its SNI was not trusted.
 pub const FLAG_ECH: &str = "ech";
+/// Flag: a [built-in allowance](super::builtin) (the runner's own services) allowed it.
+pub const FLAG_BUILTIN: &str = "builtin";
 
 /// What the proxy knows about a connection when it asks for a decision.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +91,14 @@ pub struct Decision {
 impl Policy {
     /// Judges `c` (see the module docs for the order). Pure: everything that needs DNS is in `c`.
     pub fn decide(&self, c: &Connection<'_>) -> Decision {
+        let mut d = self.decide_by_rules(c);
+        if d.rule.as_deref().is_some_and(|r| self.is_builtin(r)) {
+            d.flags.push(FLAG_BUILTIN);
+        }
+        d
+    }
+
+    fn decide_by_rules(&self, c: &Connection<'_>) -> Decision {
         let ip = c.ip.to_canonical();
         let dst = SocketAddr::new(ip, c.port);
         let tcp = c.proto == Proto::Tcp;

@@ -10,6 +10,7 @@
 //! [`Policy::exact_names`] to know which names to resolve. The syntax and the decision order are
 //! documented for users in `docs/policy.md`.
 
+pub mod builtin;
 mod decide;
 mod endpoint;
 pub mod file;
@@ -18,9 +19,9 @@ mod syntax;
 #[cfg(test)]
 mod tests;
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{collections::HashSet, fmt, net::IpAddr, str::FromStr};
 
-pub use decide::{Connection, Decision, FLAG_ECH, FLAG_SNI_IP_MISMATCH, Verdict};
+pub use decide::{Connection, Decision, FLAG_BUILTIN, FLAG_ECH, FLAG_SNI_IP_MISMATCH, Verdict};
 pub use endpoint::{
     DEFAULT_NAME_PORT, Endpoint, EndpointError, EndpointReason, Host, parse_endpoint_list, rule_for,
 };
@@ -87,6 +88,8 @@ pub struct Policy {
     mode: Mode,
     endpoints: Vec<Endpoint>,
     index: index::Index,
+    /// Canonical texts of the built-in allowances the user did not also list.
+    builtin: HashSet<String>,
 }
 
 impl Policy {
@@ -97,7 +100,30 @@ impl Policy {
             mode,
             endpoints,
             index,
+            builtin: HashSet::new(),
         }
+    }
+
+    /// Like [`Policy::new`], plus the [built-in allowances](builtin) after the user's rules (so a
+    /// rule the user also wrote is the user's). Decisions they make carry the flag `builtin`.
+    pub fn with_builtin(mode: Mode, mut endpoints: Vec<Endpoint>) -> Policy {
+        let listed: HashSet<String> = endpoints.iter().map(ToString::to_string).collect();
+        let builtin: Vec<Endpoint> = builtin::endpoints();
+        let marked = builtin
+            .iter()
+            .map(ToString::to_string)
+            .filter(|b| !listed.contains(b))
+            .collect();
+        endpoints.extend(builtin);
+        Policy {
+            builtin: marked,
+            ..Policy::new(mode, endpoints)
+        }
+    }
+
+    /// Whether `rule` (canonical text) is a built-in allowance.
+    pub fn is_builtin(&self, rule: &str) -> bool {
+        self.builtin.contains(rule)
     }
 
     /// What happens to connections no rule allows.
