@@ -41,6 +41,17 @@ pub fn connections_to<'a>(records: &'a [Value], ip: &str, port: u16) -> Vec<&'a 
         .collect()
 }
 
+/// Whether `record` is about a destination `ip` (any textual form) and `port`.
+///
+/// # Panics
+/// If `ip` is not an IP address: that is a mistake in the test.
+pub fn is_to(record: &Value, ip: &str, port: u16) -> bool {
+    let ip: IpAddr = ip
+        .parse()
+        .unwrap_or_else(|_| panic!("{ip:?} is not an IP address"));
+    dst_ip(record) == Some(ip) && record["dst"]["port"] == port
+}
+
 /// The first `connection` record to `ip`:`port`, if any. See [`connections_to`].
 pub fn find_connection<'a>(records: &'a [Value], ip: &str, port: u16) -> Option<&'a Value> {
     connections_to(records, ip, port).into_iter().next()

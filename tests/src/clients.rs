@@ -38,6 +38,50 @@ pub fn curl(url: &str, ca: &Path) -> String {
     )
 }
 
+/// [`curl`] with extra options before the URL (`--resolve host:port:addr`, `-H 'Host: x'`):
+/// prints the body, fails on HTTP errors.
+pub fn curl_with(opts: &[&str], url: &str, ca: &Path) -> String {
+    let opts: Vec<String> = opts.iter().map(|o| quote(o)).collect();
+    format!(
+        "curl -sS --fail -g --max-time {CLIENT_TIMEOUT_S} --cacert {} {} {}",
+        quote(&ca.to_string_lossy()),
+        opts.join(" "),
+        quote(url)
+    )
+}
+
+/// `curl` that takes any HTTP answer (a 403 is what block mode answers plain HTTP with): prints
+/// the body, then a line `http status NNN`; fails only when no answer came (reset, timeout).
+pub fn curl_status(opts: &[&str], url: &str, ca: &Path) -> String {
+    let opts: Vec<String> = opts.iter().map(|o| quote(o)).collect();
+    format!(
+        "curl -sS -g --max-time {CLIENT_TIMEOUT_S} --cacert {} -w '\\nhttp status %{{http_code}}\\n' \
+         {} {}",
+        quote(&ca.to_string_lossy()),
+        opts.join(" "),
+        quote(url)
+    )
+}
+
+/// Runs `step` in a subshell and then prints `LABEL: exit N` with its exit status, whatever it
+/// was: one script can run clients that are meant to fail, and [`exit_of`] tells the test how
+/// each one ended.
+pub fn outcome(label: &str, step: &str) -> String {
+    format!(
+        "( {step} ); printf '%s: exit %s\\n' {} \"$?\"",
+        quote(label)
+    )
+}
+
+/// The exit status an [`outcome`] step labelled `label` printed in `stdout`, if it did.
+pub fn exit_of(stdout: &str, label: &str) -> Option<i32> {
+    let prefix = format!("{label}: exit ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|code| code.trim().parse().ok())
+}
+
 /// `openssl s_client` handshaking with `host:port` for `servername` with ALPN `http/1.1`,
 /// failing (with openssl's whole output on stderr) unless the chain verifies against `ca`.
 /// Prints the `ALPN protocol:` and `Verify return code:` lines.
@@ -102,6 +146,15 @@ pub fn python_https_bytewise(host: &str, path: &str, ca: &Path, delay_ms: u32) -
 pub fn python_send_expect_close(host: &str, port: u16, bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     python(SEND_EXPECT_CLOSE_PY, &[host, &port.to_string(), &hex])
+}
+
+/// Python sending a real ClientHello for `sni` (from its `ssl` module) to `addr:port` with a
+/// GREASE `encrypted_client_hello` extension (draft-ietf-tls-esni, "GREASE ECH") added, as a
+/// browser does when it has no ECH config: `sni` is then only an outer, public name. It does not
+/// finish the handshake (the extension changes the transcript); it prints `answered` when the
+/// server answered, `closed: reset` or `closed: eof` when the connection was closed instead.
+pub fn python_ech_hello(addr: &str, port: u16, sni: &str) -> String {
+    python(ECH_HELLO_PY, &[addr, &port.to_string(), sni])
 }
 
 /// Waits (polling, at most `timeout_s`) until `path` exists, failing otherwise: lets a test
@@ -272,6 +325,43 @@ print("client hello", len(hello), "bytes")
 print(body.decode().strip())
 "#;
 
+const ECH_HELLO_PY: &str = r#"
+import os, socket, ssl, struct, sys
+addr, port, sni = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context()
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+record = outgoing.read()
+assert record[0] == 0x16 and record[5] == 0x01, "not a ClientHello record"
+body = record[9:]
+at = 2 + 32
+at += 1 + body[at]
+at += 2 + struct.unpack("!H", body[at:at + 2])[0]
+at += 1 + body[at]
+ext_len = struct.unpack("!H", body[at:at + 2])[0]
+# ECHClientHello, outer: type 0, HKDF-SHA256 / AES-128-GCM, config id, enc, payload.
+ech = bytes([0]) + struct.pack("!HHB", 1, 1, os.urandom(1)[0])
+ech += struct.pack("!H", 32) + os.urandom(32) + struct.pack("!H", 144) + os.urandom(144)
+ext = struct.pack("!HH", 0xFE0D, len(ech)) + ech
+body = body[:at] + struct.pack("!H", ext_len + len(ext)) + body[at + 2:] + ext
+handshake = bytes([1]) + len(body).to_bytes(3, "big") + body
+hello = record[:3] + struct.pack("!H", len(handshake)) + handshake
+s = socket.create_connection((addr, port), timeout=10)
+s.sendall(hello)
+try:
+    got = s.recv(65536)
+except ConnectionResetError:
+    print("closed: reset")
+    sys.exit(0)
+except socket.timeout:
+    sys.exit("no answer and still open after 10 s")
+print("answered" if got else "closed: eof")
+"#;
+
 const SEND_EXPECT_CLOSE_PY: &str = r#"
 import socket, sys
 host, port, data = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
@@ -298,6 +388,34 @@ mod tests {
         assert_eq!(quote("plain"), "'plain'");
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn outcome_reports_every_exit_status() {
+        let step = outcome("it's", "exit 3");
+        assert!(step.starts_with("( exit 3 ); printf"), "{step}");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("{step}\n{}", outcome("ok", "true"))])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(exit_of(&stdout, "it's"), Some(3), "{stdout}");
+        assert_eq!(exit_of(&stdout, "ok"), Some(0), "{stdout}");
+        assert_eq!(exit_of(&stdout, "missing"), None);
+    }
+
+    #[test]
+    fn curl_variants_quote_their_options() {
+        let ca = Path::new("/ca.pem");
+        let cmd = curl_with(&["-H", "Host: a.example"], "http://192.0.2.1/", ca);
+        assert!(cmd.contains(" --fail "), "{cmd}");
+        assert!(
+            cmd.ends_with("'-H' 'Host: a.example' 'http://192.0.2.1/'"),
+            "{cmd}"
+        );
+        let cmd = curl_status(&[], "http://a.example/", ca);
+        assert!(!cmd.contains("--fail"), "{cmd}");
+        assert!(cmd.contains("http status %{http_code}"), "{cmd}");
     }
 
     #[test]

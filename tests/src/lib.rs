@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod decision;
 pub mod netns;
 pub mod origins;
 pub mod process;

@@ -43,6 +43,8 @@ pub const HOSTS: &str = "\
 203.0.113.10 raw.example
 192.0.2.20 banner.example
 2001:db8::10 v6.example
+# A subdomain, for wildcard rules (`*.tls.example` allows it, not tls.example itself).
+192.0.2.10 sub.tls.example
 ";
 
 /// How long one `ip` invocation may take.

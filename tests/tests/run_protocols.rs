@@ -180,9 +180,10 @@ fn upstream_refused_is_a_reset() {
         "flags of {record}"
     );
     let reason = record["reason"].as_str().unwrap_or_default();
+    // The policy's reason (audited: no rule) comes first, then how the connection ended.
     assert_run!(
         out,
-        reason.starts_with("upstream connect"),
+        reason.contains("then upstream connect: "),
         "reason of {record}"
     );
     assert_run_eq!(

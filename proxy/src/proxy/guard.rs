@@ -52,8 +52,14 @@ impl RecordGuard {
         self.rec.flags.push(flag.to_string());
     }
 
+    /// Sets the reason; once the policy has given its own, this one (how the connection ended) is
+    /// added to it rather than replacing why the connection was allowed or audited.
     pub fn reason(&mut self, reason: impl Into<String>) {
-        self.rec.reason = Some(reason.into());
+        let reason = reason.into();
+        self.rec.reason = Some(match self.rec.reason.take() {
+            Some(policy) if self.rec.decision.is_some() => format!("{policy}; then {reason}"),
+            _ => reason,
+        });
     }
 
     pub fn origin(&mut self, orig: &Original) {
@@ -112,7 +118,13 @@ impl RecordGuard {
             policy::Verdict::Audited => Decision::Audited,
         });
         self.rec.rule.clone_from(&d.rule);
-        self.rec.reason = Some(d.reason.clone());
+        self.rec.reason = Some(match &d.suggestion {
+            Some(entry) => format!(
+                "{}; to allow it, add to allowed-endpoints: {entry}",
+                d.reason
+            ),
+            None => d.reason.clone(),
+        });
         for flag in &d.flags {
             if !self.rec.flags.iter().any(|f| f == flag) {
                 self.rec.flags.push((*flag).to_string());

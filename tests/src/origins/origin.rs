@@ -88,6 +88,16 @@ impl Origin {
         self.entries().accepted.len()
     }
 
+    /// How many connections it has accepted on its listening address `local` (an origin may
+    /// listen on several, e.g. IPv4 and IPv6).
+    pub fn connections_on(&self, local: SocketAddr) -> usize {
+        self.entries()
+            .accepted
+            .iter()
+            .filter(|a| a.local == local)
+            .count()
+    }
+
     /// Every connection it has accepted, oldest first.
     pub fn accepted(&self) -> Vec<Accepted> {
         self.entries().accepted.clone()
