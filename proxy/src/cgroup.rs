@@ -29,6 +29,14 @@ pub enum Error {
         /// The OS error.
         source: io::Error,
     },
+    /// The path given is not a cgroup on the cgroup v2 mount.
+    #[error("{path} is not a cgroup under the cgroup v2 mount {root}")]
+    NotACgroup {
+        /// The path given.
+        path: PathBuf,
+        /// The cgroup v2 mount.
+        root: PathBuf,
+    },
     /// Processes were still in the cgroup after they were killed.
     #[error("cgroup {0} still has processes after kill")]
     NotEmpty(PathBuf),
@@ -75,12 +83,14 @@ fn unescape_mount_path(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A cgroup Warden created for one job; removed (after killing what is left in it) on drop.
+/// The cgroup Warden enforces on. One Warden created for a job (`warden run`) is removed, after
+/// killing what is left in it, on drop; an existing one (`warden start --cgroup`) is left alone.
 #[derive(Debug)]
 pub struct JobCgroup {
     path: PathBuf,
     id: u64,
     removed: bool,
+    owned: bool,
 }
 
 impl JobCgroup {
@@ -106,12 +116,40 @@ impl JobCgroup {
                         path,
                         id,
                         removed: false,
+                        owned: true,
                     });
                 }
                 Err(e) => last = Some(io_err("create cgroup", &path)(e)),
             }
         }
         Err(last.unwrap_or(Error::NoCgroup2))
+    }
+
+    /// An existing cgroup v2 directory (`None`: the v2 root, i.e. the whole machine). It must be
+    /// on the cgroup v2 mount; Warden never removes it or kills its processes.
+    pub fn existing(path: Option<&Path>) -> Result<Self, Error> {
+        let mounts = fs::read_to_string("/proc/mounts")
+            .map_err(io_err("read", Path::new("/proc/mounts")))?;
+        let root = find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)?;
+        let path = match path {
+            Some(p) => fs::canonicalize(p).map_err(io_err("find cgroup", p))?,
+            None => root.clone(),
+        };
+        if !path.starts_with(&root) || !path.join("cgroup.procs").exists() {
+            return Err(Error::NotACgroup { path, root });
+        }
+        let id = fs::metadata(&path).map_err(io_err("stat", &path))?.ino();
+        Ok(Self {
+            path,
+            id,
+            removed: true,
+            owned: false,
+        })
+    }
+
+    /// Whether Warden created this cgroup (and so removes it).
+    pub fn owned(&self) -> bool {
+        self.owned
     }
 
     /// The cgroup directory.

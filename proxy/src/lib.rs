@@ -19,6 +19,7 @@ pub mod process;
 pub mod proxy;
 pub mod resolve;
 pub mod run;
+pub mod session;
 pub mod summary;
 pub mod sys;
 pub mod tracefs;

@@ -16,12 +16,10 @@ use std::{ffi::OsString, path::PathBuf, process::ExitStatus, sync::Arc, time::Du
 pub use child::{ENTER_CGROUP, enter_cgroup_and_exec};
 
 use crate::{
-    audit::{AuditLog, Enforcement, Kind, Record},
+    audit::AuditLog,
     cgroup::JobCgroup,
-    ebpf::{self, Settings},
-    policy::{Mode, Policy},
-    process::ProcessTracker,
-    proxy::{Context, Listeners},
+    policy::Policy,
+    session::{self, EnforcementHandle, Session},
 };
 
 /// Exit status for Warden's own failures (as `docker run` and `env` use it).
@@ -58,9 +56,9 @@ pub enum Error {
     /// Cgroup setup failed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
-    /// eBPF setup failed.
+    /// Attaching failed.
     #[error(transparent)]
-    Ebpf(#[from] ebpf::Error),
+    Session(#[from] session::Error),
     /// Something else in Warden failed.
     #[error("{what}: {source}")]
     Io {
@@ -153,54 +151,6 @@ struct Finished {
     enforcement: EnforcementHandle,
 }
 
-/// Keeps the hooks attached and the cgroup alive. Dropping it — on success or on any error after
-/// enforcement started — detaches the programs, removes the cgroup and writes the `stop` record.
-struct EnforcementHandle {
-    redirect: Option<ebpf::Redirect>,
-    cgroup: Option<JobCgroup>,
-    info: Enforcement,
-    log: Arc<AuditLog>,
-}
-
-impl EnforcementHandle {
-    fn cgroup(&self) -> &JobCgroup {
-        self.cgroup
-            .as_ref()
-            .expect("the cgroup lives until the handle drops")
-    }
-}
-
-impl Drop for EnforcementHandle {
-    fn drop(&mut self) {
-        let lost = self
-            .redirect
-            .as_ref()
-            .map_or(0, ebpf::Redirect::lost_events);
-        drop(self.redirect.take());
-        let mut errors = Vec::new();
-        if let Some(Err(e)) = self.cgroup.take().map(JobCgroup::remove) {
-            eprintln!("warden: {e}");
-            errors.push(e.to_string());
-        }
-        if lost > 0 {
-            eprintln!(
-                "warden: {lost} process event(s) were lost; some records may lack the executable or ancestry"
-            );
-        }
-        let mut stop = Record::new(Kind::Enforcement);
-        stop.enforcement = Some(Enforcement {
-            event: "stop",
-            proxy: None,
-            lost_process_events: (lost > 0).then_some(lost),
-            ..self.info.clone()
-        });
-        if !errors.is_empty() {
-            stop.reason = Some(errors.join("; "));
-        }
-        self.log.write(&stop);
-    }
-}
-
 async fn supervise(
     opts: &RunOptions,
     log: Arc<AuditLog>,
@@ -209,81 +159,20 @@ async fn supervise(
 ) -> Result<Finished, Error> {
     let name = format!("warden-run-{}-{}", std::process::id(), nanos());
     let cgroup = JobCgroup::create(&name)?;
-    let listeners = Listeners::bind(0).await.map_err(io("bind proxy"))?;
-    let port = listeners.port();
-    let settings = Settings {
-        proxy_port: port,
-        netns_cookie: listeners
-            .netns_cookie()
-            .map_err(io("read the network namespace cookie"))?,
-    };
-    let udp = ebpf::UdpSettings {
-        block: opts.policy.mode() == Mode::Block,
-        allow: crate::udp::allow_entries(&opts.policy),
-    };
-    let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp)?;
-    let processes = ProcessTracker::new(events).map_err(io("process events"))?;
-    tokio::spawn(processes.clone().run());
-    let mode = opts.policy.mode();
-    let ctx = Context::new(
-        log.clone(),
-        Some(processes.clone()),
-        Some(orig_dst),
-        opts.policy.clone(),
-    );
-    let serving = tokio::spawn(listeners.serve(ctx.clone()));
-
-    let info = Enforcement {
-        event: "start",
-        mode: match mode {
-            Mode::Audit => "audit",
-            Mode::Block => "block",
-        },
-        cgroup: cgroup.path().display().to_string(),
-        programs: redirect.program_ids().to_vec(),
-        proxy: Some(format!("127.0.0.1:{port}")),
-        lost_process_events: None,
-    };
-    let mut start = Record::new(Kind::Enforcement);
-    start.enforcement = Some(info.clone());
-    log.write(&start);
-    let enforcement = EnforcementHandle {
-        redirect: Some(redirect),
-        cgroup: Some(cgroup),
-        info,
-        log,
-    };
-    let cgroup = enforcement.cgroup();
-
+    let session = Session::start(cgroup, opts.policy.clone(), log).await?;
+    let cgroup = session.cgroup();
     let mut command = child::command(&cgroup.procs_file(), nofile, &opts.cmd)
         .map_err(io("find warden's own executable"))?;
     let mut child = command.spawn().map_err(io("start the command"))?;
     if let Some(pid) = child.id() {
-        processes.set_root(pid);
+        session.processes.set_root(pid);
     }
     let status = wait(&mut child, cgroup, &mut signals).await?;
-
     // Leftover background processes would escape once the hooks detach: end them.
     if let Err(e) = cgroup.kill_all() {
         tracing::error!(error = %e, "could not empty the job cgroup");
     }
-    let open = ctx.wait_idle(DRAIN_TIMEOUT).await;
-    if open > 0 {
-        tracing::warn!(
-            open,
-            "connections still open after the command ended; closing them"
-        );
-    }
-    // Every connection's record is written before the stop record.
-    ctx.cancel();
-    let _ = serving.await;
-    let left = ctx.wait_idle(Duration::from_secs(2)).await;
-    if left > 0 {
-        tracing::error!(left, "connection handlers did not finish");
-    }
-    for flow in processes.take_udp_flows() {
-        ctx.log.write(&flow.record(&opts.policy));
-    }
+    let enforcement = session.close(DRAIN_TIMEOUT).await;
     Ok(Finished {
         status,
         enforcement,

@@ -1,0 +1,189 @@
+//! An enforcement session: the hooks attached to one cgroup, the proxy serving it, the process
+//! table and the audit log, from the `start` record to the `stop` record.
+//!
+//! `warden run` opens one around a command in a cgroup it creates; the daemon (`warden start`)
+//! opens one on a cgroup it is given. Closing a session is ordered so that nothing escapes the
+//! log: open connections get a grace period, then are cancelled (each writes its record, and the
+//! accept backlog is taken too), UDP flows are written, and only then are the hooks detached and
+//! the `stop` record written.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::task::JoinHandle;
+
+use crate::{
+    audit::{AuditLog, Enforcement, Kind, Record},
+    cgroup::JobCgroup,
+    ebpf::{self, Settings},
+    policy::{Mode, Policy},
+    process::ProcessTracker,
+    proxy::{Context, Listeners},
+};
+
+/// Errors opening a session: all Warden's own (exit 125 for `run`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// eBPF setup failed.
+    #[error(transparent)]
+    Ebpf(#[from] ebpf::Error),
+    /// Something else failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+/// Enforcement on one cgroup, live.
+pub struct Session {
+    /// The proxy's shared state (log, policy, process table).
+    pub ctx: Arc<Context>,
+    /// The process table.
+    pub processes: Arc<ProcessTracker>,
+    serving: JoinHandle<()>,
+    handle: EnforcementHandle,
+}
+
+impl Session {
+    /// Binds the proxy, attaches the hooks to `cgroup`, starts serving and writes the `start`
+    /// record. On error nothing stays attached (and an owned cgroup is removed).
+    pub async fn start(
+        cgroup: JobCgroup,
+        policy: Arc<Policy>,
+        log: Arc<AuditLog>,
+    ) -> Result<Session, Error> {
+        let listeners = Listeners::bind(0).await.map_err(io("bind proxy"))?;
+        let port = listeners.port();
+        let settings = Settings {
+            proxy_port: port,
+            netns_cookie: listeners
+                .netns_cookie()
+                .map_err(io("read the network namespace cookie"))?,
+        };
+        let udp = ebpf::UdpSettings {
+            block: policy.mode() == Mode::Block,
+            allow: crate::udp::allow_entries(&policy),
+        };
+        let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp)?;
+        let processes = ProcessTracker::new(events).map_err(io("process events"))?;
+        tokio::spawn(processes.clone().run());
+        let ctx = Context::new(
+            log.clone(),
+            Some(processes.clone()),
+            Some(orig_dst),
+            policy.clone(),
+        );
+        let serving = tokio::spawn(listeners.serve(ctx.clone()));
+        let info = Enforcement {
+            event: "start",
+            mode: match policy.mode() {
+                Mode::Audit => "audit",
+                Mode::Block => "block",
+            },
+            cgroup: cgroup.path().display().to_string(),
+            programs: redirect.program_ids().to_vec(),
+            proxy: Some(format!("127.0.0.1:{port}")),
+            lost_process_events: None,
+        };
+        let mut start = Record::new(Kind::Enforcement);
+        start.enforcement = Some(info.clone());
+        log.write(&start);
+        Ok(Session {
+            ctx,
+            processes,
+            serving,
+            handle: EnforcementHandle {
+                redirect: Some(redirect),
+                cgroup: Some(cgroup),
+                info,
+                log,
+            },
+        })
+    }
+
+    /// The cgroup enforced on.
+    pub fn cgroup(&self) -> &JobCgroup {
+        self.handle.cgroup()
+    }
+
+    /// What the `start` record said.
+    pub fn info(&self) -> &Enforcement {
+        &self.handle.info
+    }
+
+    /// Ends the session's traffic: connections get `grace` to finish, then are cancelled; every
+    /// connection and UDP flow record is written. Returns the handle whose drop detaches the
+    /// hooks and writes the `stop` record (after the runtime has dropped any straggler).
+    pub async fn close(self, grace: Duration) -> EnforcementHandle {
+        let ctx = &self.ctx;
+        let open = ctx.wait_idle(grace).await;
+        if open > 0 {
+            tracing::warn!(open, "connections still open at stop; closing them");
+        }
+        ctx.cancel();
+        let _ = self.serving.await;
+        let left = ctx.wait_idle(Duration::from_secs(2)).await;
+        if left > 0 {
+            tracing::error!(left, "connection handlers did not finish");
+        }
+        for flow in self.processes.take_udp_flows() {
+            ctx.log.write(&flow.record(&ctx.policy));
+        }
+        self.handle
+    }
+}
+
+/// Keeps the hooks attached and the cgroup alive. Dropping it — on success or on any error after
+/// enforcement started — detaches the programs, removes the cgroup and writes the `stop` record.
+pub struct EnforcementHandle {
+    redirect: Option<ebpf::Redirect>,
+    cgroup: Option<JobCgroup>,
+    info: Enforcement,
+    log: Arc<AuditLog>,
+}
+
+impl EnforcementHandle {
+    /// The cgroup enforced on.
+    pub fn cgroup(&self) -> &JobCgroup {
+        self.cgroup
+            .as_ref()
+            .expect("the cgroup lives until the handle drops")
+    }
+}
+
+impl Drop for EnforcementHandle {
+    fn drop(&mut self) {
+        let lost = self
+            .redirect
+            .as_ref()
+            .map_or(0, ebpf::Redirect::lost_events);
+        drop(self.redirect.take());
+        let mut errors = Vec::new();
+        if let Some(Err(e)) = self.cgroup.take().map(JobCgroup::remove) {
+            eprintln!("warden: {e}");
+            errors.push(e.to_string());
+        }
+        if lost > 0 {
+            eprintln!(
+                "warden: {lost} process event(s) were lost; some records may lack the executable or ancestry"
+            );
+        }
+        let mut stop = Record::new(Kind::Enforcement);
+        stop.enforcement = Some(Enforcement {
+            event: "stop",
+            proxy: None,
+            lost_process_events: (lost > 0).then_some(lost),
+            ..self.info.clone()
+        });
+        if !errors.is_empty() {
+            stop.reason = Some(errors.join("; "));
+        }
+        self.log.write(&stop);
+    }
+}
