@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod cgroup;
 pub mod config;
+pub mod daemon;
 pub mod ebpf;
 pub mod policy;
 pub mod process;

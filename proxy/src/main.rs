@@ -6,6 +6,7 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use proxy::{
     config::{self, PolicyFlags},
+    daemon,
     policy::Mode,
     run::{self, RunOptions},
 };
@@ -39,14 +40,48 @@ struct PolicyArgs {
     no_builtin: bool,
 }
 
-impl From<PolicyArgs> for PolicyFlags {
-    fn from(a: PolicyArgs) -> Self {
+impl PolicyArgs {
+    /// The flags, with the built-in allowances on unless asked otherwise when `builtin_default`.
+    fn flags(&self, builtin_default: bool) -> PolicyFlags {
         PolicyFlags {
-            file: a.policy,
-            mode: a.egress_policy,
-            allowed_endpoints: a.allowed_endpoints,
-            builtin: a.builtin && !a.no_builtin,
+            file: self.policy.clone(),
+            mode: self.egress_policy,
+            allowed_endpoints: self.allowed_endpoints.clone(),
+            builtin: if builtin_default {
+                !self.no_builtin
+            } else {
+                self.builtin && !self.no_builtin
+            },
         }
+    }
+}
+
+/// What `start` (and the daemon it spawns) take.
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// The cgroup to enforce on (a directory under the cgroup v2 mount). Default: the cgroup v2
+    /// root, i.e. the whole machine.
+    #[arg(long, value_name = "PATH")]
+    cgroup: Option<PathBuf>,
+    /// Where to write the audit log. Default: a new file in the working directory.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+impl StartArgs {
+    /// The daemon's options, or the policy's problems. Built-in allowances are on by default: a
+    /// daemon usually guards a whole runner.
+    fn options(&self) -> Result<daemon::StartOptions, Vec<String>> {
+        Ok(daemon::StartOptions {
+            cgroup: self.cgroup.clone(),
+            audit_log: self
+                .audit_log
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            policy: config::policy(&self.policy.flags(true))?.into(),
+        })
     }
 }
 
@@ -68,9 +103,30 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         cmd: Vec<OsString>,
     },
+    /// Start a background daemon enforcing on a cgroup (default: the whole machine); returns once
+    /// enforcement is on.
+    Start(StartArgs),
+    /// Stop a daemon: every record flushed, hooks detached, state cleaned up.
+    Stop {
+        /// Which daemon (needed only when several run).
+        #[arg(long, value_name = "PATH")]
+        cgroup: Option<PathBuf>,
+    },
+    /// Is enforcement on? Since when, mode, counts, last error.
+    Status {
+        /// Which daemon (needed only when several run).
+        #[arg(long, value_name = "PATH")]
+        cgroup: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Internal: the daemon process `start` spawns.
+    #[command(name = daemon::DAEMON, hide = true)]
+    Daemon(StartArgs),
     /// Internal: join a cgroup, then exec the command (the child side of `run`).
     #[command(name = run::ENTER_CGROUP, hide = true)]
     EnterCgroup {
@@ -113,6 +169,32 @@ fn main() -> ExitCode {
             run::enter_cgroup_and_exec(&procs, nofile, &cmd)
         }
         Command::Policy(PolicyCommand::Check { file }) => config::check(&file),
+        Command::Start(args) => match args.options() {
+            Ok(opts) => {
+                let rest: Vec<OsString> = std::env::args_os().skip(2).collect();
+                daemon::start(&opts, &rest)
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("warden: {p}");
+                }
+                2
+            }
+        },
+        Command::Daemon(args) => {
+            init_tracing();
+            match args.options() {
+                Ok(opts) => daemon::daemon(&opts),
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("warden: {p}");
+                    }
+                    2
+                }
+            }
+        }
+        Command::Stop { cgroup } => daemon::stop(cgroup.as_deref()),
+        Command::Status { cgroup, json } => daemon::status(cgroup.as_deref(), json),
         Command::Run {
             audit_log,
             policy,
@@ -120,7 +202,7 @@ fn main() -> ExitCode {
             cmd,
         } => {
             init_tracing();
-            match config::policy(&policy.into()) {
+            match config::policy(&policy.flags(false)) {
                 Ok(policy) => run::run(RunOptions {
                     audit_log,
                     policy: policy.into(),

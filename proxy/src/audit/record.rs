@@ -166,7 +166,7 @@ pub struct Bytes {
 /// An enforcement change.
 #[derive(Debug, Clone, Serialize)]
 pub struct Enforcement {
-    /// `start` or `stop`.
+    /// `start`, `stop`, or (daemon) `lost` when its programs were found unloaded or it died.
     pub event: &'static str,
     /// `audit` (block mode comes with policies).
     pub mode: &'static str,

@@ -1,0 +1,470 @@
+//! Daemon mode: `warden start`, `warden stop`, `warden status`.
+//!
+//! `start` checks its input, spawns a detached copy of itself (`warden __daemon`) and returns
+//! only when that copy reports enforcement on (the reply comes after the hooks are attached and
+//! the proxy listens, not after a sleep). The daemon serves one cgroup (default: the cgroup v2
+//! root, the whole machine) until `stop`, SIGTERM or SIGINT, checking every few seconds that its
+//! programs are still loaded and recording a heartbeat, so that if it dies, `status` and `stop`
+//! can say enforcement was lost and since when. State lives in a root-only directory per cgroup
+//! ([`state`]); clients talk to the daemon over a root-only socket ([`control`]).
+
+pub mod control;
+pub mod state;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use control::{Reply, Request};
+use std::os::unix::process::CommandExt;
+use tokio::net::UnixListener;
+
+use crate::{
+    audit::{AuditLog, Enforcement, Kind, Record, now_rfc3339},
+    cgroup::JobCgroup,
+    policy::Policy,
+    session::Session,
+};
+
+/// How long `start` waits for the daemon to report enforcement on.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the daemon checks its enforcement and records a heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long open connections get to finish at stop.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Hidden subcommand the detached daemon runs.
+pub const DAEMON: &str = "__daemon";
+
+/// What `start` and the daemon need.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The cgroup to enforce on (`None`: the cgroup v2 root).
+    pub cgroup: Option<PathBuf>,
+    /// Audit log; default: a new file in the working directory.
+    pub audit_log: Option<PathBuf>,
+    /// The policy.
+    pub policy: Arc<Policy>,
+}
+
+/// `warden start`: spawns the daemon with `args` (the command line after `start`) and waits for
+/// it. Exit 0 when enforcement is on, 1 when it could not start, 2 for bad input.
+pub fn start(opts: &StartOptions, args: &[std::ffi::OsString]) -> i32 {
+    let cgroup = match JobCgroup::existing(opts.cgroup.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warden: {e}");
+            return 2;
+        }
+    };
+    let dir = state::dir_for(cgroup.id());
+    if let Some(code) = refuse_if_running(&dir) {
+        return code;
+    }
+    if let Err(e) = state::create(&dir) {
+        eprintln!("warden: cannot create {}: {e}", dir.display());
+        return 1;
+    }
+    let log_path = dir.join("daemon.log");
+    let spawned = std::fs::File::create(&log_path).and_then(|stderr| {
+        let exe = std::env::current_exe()?;
+        std::process::Command::new(exe)
+            .arg(DAEMON)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            // Its own process group: a Ctrl-C meant for the shell does not stop enforcement.
+            .process_group(0)
+            .spawn()
+    });
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warden: cannot start the daemon: {e}");
+            return 1;
+        }
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return 1;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
+    match serde_json::from_str::<Reply>(&line) {
+        Ok(reply) if reply.state == "on" => {
+            println!(
+                "warden: enforcing ({} mode) on {} since {}, daemon pid {}",
+                reply.mode, reply.cgroup, reply.since, reply.pid
+            );
+            println!("warden: audit log: {}", reply.audit_log);
+            0
+        }
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+            eprint!("{why}");
+            eprintln!("warden: the daemon did not start; enforcement is NOT on");
+            let _ = std::fs::remove_dir_all(&dir);
+            1
+        }
+    }
+}
+
+/// `Some(exit code)` when a daemon already answers for this cgroup; a dead one's state is
+/// reported and cleared.
+fn refuse_if_running(dir: &Path) -> Option<i32> {
+    if !dir.exists() {
+        return None;
+    }
+    let rt = runtime()?;
+    match rt.block_on(control::call(&state::socket(dir), Request::Status)) {
+        Ok(reply) => {
+            eprintln!(
+                "warden: already enforcing on {} (daemon pid {}); `warden stop --cgroup {}` first",
+                reply.cgroup, reply.pid, reply.cgroup
+            );
+            Some(1)
+        }
+        Err(_) => {
+            if let Ok(st) = state::read(dir) {
+                eprintln!(
+                    "warden: a previous daemon (pid {}) for {} died; enforcement was lost since {}",
+                    st.pid, st.cgroup, st.heartbeat
+                );
+                record_loss(&st);
+            }
+            let _ = std::fs::remove_dir_all(dir);
+            None
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+}
+
+/// The daemon itself (`warden __daemon …`). Prints one JSON line on stdout when enforcement is
+/// on, then serves until stopped.
+pub fn daemon(opts: &StartOptions) -> i32 {
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        eprintln!("warden: cannot start runtime");
+        return 1;
+    };
+    let code = rt.block_on(async {
+        match serve(opts).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("warden: {e}");
+                1
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn serve(opts: &StartOptions) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let cgroup = JobCgroup::existing(opts.cgroup.as_deref()).map_err(|e| e.to_string())?;
+    let dir = state::dir_for(cgroup.id());
+    state::create(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let log_path = opts.audit_log.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "warden-{}-{}.audit.jsonl",
+            now_rfc3339().replace([':', '.'], ""),
+            std::process::id()
+        ))
+    });
+    let log = Arc::new(
+        AuditLog::open(&log_path).map_err(|e| format!("audit log {}: {e}", log_path.display()))?,
+    );
+    let session = Session::start(cgroup, opts.policy.clone(), log.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let socket = state::socket(&dir);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+    }
+    let since = now_rfc3339();
+    let mut st = state::State {
+        pid: std::process::id(),
+        cgroup: session.cgroup().path().display().to_string(),
+        mode: session.info().mode.to_string(),
+        since: since.clone(),
+        audit_log: log.path().display().to_string(),
+        heartbeat: since,
+    };
+    state::write(&dir, &st).map_err(|e| e.to_string())?;
+    let mut ready = serde_json::to_string(&reply(&st, &log, "on", None)).unwrap_or_default();
+    ready.push('\n');
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(ready.as_bytes());
+        let _ = out.flush();
+    }
+
+    let programs = session.info().programs.clone();
+    let mut last_error: Option<String> = None;
+    let mut ticker = tokio::time::interval(HEARTBEAT);
+    let stopper = loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((mut stream, _)) = accepted else { continue };
+                if !control::peer_is_root(&stream) {
+                    continue;
+                }
+                match control::read_request(&mut stream).await {
+                    Some(Request::Status) => {
+                        let r = reply(&st, &log, "on", last_error.clone());
+                        let _ = control::write_reply(&mut stream, &r).await;
+                    }
+                    Some(Request::Stop) => break Some(stream),
+                    None => {}
+                }
+            }
+            _ = term.recv() => break None,
+            _ = int.recv() => break None,
+            _ = ticker.tick() => {
+                match missing_programs(&programs) {
+                    Some(missing) => {
+                        let e = format!("eBPF programs {missing:?} are no longer loaded");
+                        if last_error.as_deref() != Some(e.as_str()) {
+                            let mut lost = Record::new(Kind::Enforcement);
+                            lost.enforcement = Some(Enforcement { event: "lost", proxy: None, ..session.info().clone() });
+                            lost.reason = Some(e.clone());
+                            log.write(&lost);
+                            last_error = Some(e);
+                        }
+                    }
+                    None => {
+                        st.heartbeat = now_rfc3339();
+                        let _ = state::write(&dir, &st);
+                    }
+                }
+            }
+        }
+    };
+    drop(listener);
+    let handle = session.close(STOP_GRACE).await;
+    drop(handle); // detaches, writes the stop record
+    let mut r = reply(&st, &log, "stopped", last_error);
+    r.summary = Some(log.summary().to_string());
+    if let Some(mut stream) = stopper {
+        let _ = control::write_reply(&mut stream, &r).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn reply(st: &state::State, log: &AuditLog, state: &str, last_error: Option<String>) -> Reply {
+    let summary = log.summary();
+    Reply {
+        state: state.into(),
+        pid: st.pid,
+        cgroup: st.cgroup.clone(),
+        mode: st.mode.clone(),
+        since: st.since.clone(),
+        audit_log: st.audit_log.clone(),
+        connections: summary.connections(),
+        blocked: summary.blocked(),
+        last_error,
+        lost_since: None,
+        summary: None,
+    }
+}
+
+/// Program ids of ours the kernel no longer has loaded, if any.
+fn missing_programs(ids: &[u32]) -> Option<Vec<u32>> {
+    let loaded: std::collections::HashSet<u32> = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .map(|p| p.id())
+        .collect();
+    let missing: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|id| !loaded.contains(id))
+        .collect();
+    (!missing.is_empty()).then_some(missing)
+}
+
+/// Appends `lost` and `stop` records for a daemon that died, to its own audit log.
+fn record_loss(st: &state::State) {
+    let Ok(log) = AuditLog::open(Path::new(&st.audit_log)) else {
+        return;
+    };
+    let info = Enforcement {
+        event: "lost",
+        mode: if st.mode == "block" { "block" } else { "audit" },
+        cgroup: st.cgroup.clone(),
+        programs: Vec::new(),
+        proxy: None,
+        lost_process_events: None,
+    };
+    let mut lost = Record::new(Kind::Enforcement);
+    lost.time.clone_from(&st.heartbeat);
+    lost.enforcement = Some(info.clone());
+    lost.reason = Some(format!(
+        "daemon pid {} died; enforcement lost since {} (its last healthy check)",
+        st.pid, st.heartbeat
+    ));
+    log.write(&lost);
+    let mut stop = Record::new(Kind::Enforcement);
+    stop.enforcement = Some(Enforcement {
+        event: "stop",
+        ..info
+    });
+    stop.reason = Some("cleaned up after the daemon died".into());
+    log.write(&stop);
+}
+
+/// Finds the state directory for `cgroup`, or the only one there is.
+fn pick(cgroup: Option<&Path>) -> Result<PathBuf, (i32, String)> {
+    if let Some(path) = cgroup {
+        let c = JobCgroup::existing(Some(path)).map_err(|e| (2, e.to_string()))?;
+        let dir = state::dir_for(c.id());
+        return if dir.exists() {
+            Ok(dir)
+        } else {
+            Err((1, format!("no warden daemon for {}", c.path().display())))
+        };
+    }
+    let mut all = state::all();
+    match all.len() {
+        0 => Err((1, "no warden daemon is running".into())),
+        1 => Ok(all.remove(0)),
+        _ => {
+            let names: Vec<String> = all
+                .iter()
+                .filter_map(|d| state::read(d).ok().map(|s| s.cgroup))
+                .collect();
+            Err((
+                2,
+                format!(
+                    "several daemons run ({}); pick one with --cgroup",
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// `warden stop [--cgroup PATH]`. Exit 0 stopped cleanly, 1 nothing to stop or enforcement had
+/// been lost (reported, cleaned up), 2 bad input.
+pub fn stop(cgroup: Option<&Path>) -> i32 {
+    let dir = match pick(cgroup) {
+        Ok(d) => d,
+        Err((code, msg)) => {
+            eprintln!("warden: {msg}");
+            return code;
+        }
+    };
+    let Some(rt) = runtime() else { return 1 };
+    match rt.block_on(control::call(&state::socket(&dir), Request::Stop)) {
+        Ok(r) => {
+            if let Some(s) = &r.summary {
+                eprint!("warden: {} mode, {s}", r.mode);
+            }
+            if let Some(e) = &r.last_error {
+                eprintln!("warden: WARNING: enforcement was impaired: {e}");
+            }
+            eprintln!("warden: stopped; audit log: {}", r.audit_log);
+            i32::from(r.last_error.is_some())
+        }
+        Err(e) => {
+            let st = state::read(&dir).ok();
+            match &st {
+                Some(st) => {
+                    eprintln!(
+                        "warden: enforcement was LOST: daemon pid {} for {} is gone ({e}); last healthy check {}",
+                        st.pid, st.cgroup, st.heartbeat
+                    );
+                    record_loss(st);
+                    eprintln!("warden: cleaned up; audit log: {}", st.audit_log);
+                }
+                None => eprintln!("warden: daemon state unreadable in {}: {e}", dir.display()),
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            1
+        }
+    }
+}
+
+/// `warden status [--json] [--cgroup PATH]`. Exit 0 when on, 1 when off or lost.
+pub fn status(cgroup: Option<&Path>, json: bool) -> i32 {
+    let dir = match pick(cgroup) {
+        Ok(d) => d,
+        Err((code, msg)) => {
+            if json {
+                println!(r#"{{"state":"off"}}"#);
+            } else {
+                println!("warden: off ({msg})");
+            }
+            return code;
+        }
+    };
+    let Some(rt) = runtime() else { return 1 };
+    let r = match rt.block_on(control::call(&state::socket(&dir), Request::Status)) {
+        Ok(r) => r,
+        Err(_) => {
+            let st = state::read(&dir).ok();
+            Reply {
+                state: "lost".into(),
+                pid: st.as_ref().map_or(0, |s| s.pid),
+                cgroup: st.as_ref().map(|s| s.cgroup.clone()).unwrap_or_default(),
+                mode: st.as_ref().map(|s| s.mode.clone()).unwrap_or_default(),
+                since: st.as_ref().map(|s| s.since.clone()).unwrap_or_default(),
+                audit_log: st.as_ref().map(|s| s.audit_log.clone()).unwrap_or_default(),
+                lost_since: st.as_ref().map(|s| s.heartbeat.clone()),
+                last_error: Some("the daemon is not running".into()),
+                ..Reply::default()
+            }
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+    } else if r.state == "on" {
+        println!(
+            "warden: on ({} mode) since {} on {}, daemon pid {}",
+            r.mode, r.since, r.cgroup, r.pid
+        );
+        println!(
+            "warden: {} connection(s), {} blocked; audit log: {}",
+            r.connections, r.blocked, r.audit_log
+        );
+        if let Some(e) = &r.last_error {
+            println!("warden: last error: {e}");
+        }
+    } else {
+        println!(
+            "warden: LOST: enforcement on {} ({} mode) stopped being enforced after {} (daemon pid {} is gone); run `warden stop` to clean up",
+            r.cgroup,
+            r.mode,
+            r.lost_since.as_deref().unwrap_or("?"),
+            r.pid
+        );
+    }
+    i32::from(r.state != "on")
+}

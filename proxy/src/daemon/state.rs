@@ -1,0 +1,87 @@
+//! Where daemons keep their state: one root-only directory per enforced cgroup.
+//!
+//! `/run/warden/cg-<cgroup id>/` holds `state.json` (what `status` reports when the daemon
+//! cannot answer, including when it was last seen alive) and `control.sock`. Keying by cgroup id
+//! lets several daemons run for different cgroups and lets `stop`/`status --cgroup PATH` find
+//! theirs; with a single daemon no flag is needed.
+
+use std::{
+    fs, io,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// The root of all daemons' state (root-only, 0700).
+pub const RUN_DIR: &str = "/run/warden";
+
+/// What a daemon wrote about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    /// The daemon's pid.
+    pub pid: u32,
+    /// The cgroup it enforces on.
+    pub cgroup: String,
+    /// `audit` or `block`.
+    pub mode: String,
+    /// When enforcement started (RFC 3339).
+    pub since: String,
+    /// The audit log.
+    pub audit_log: String,
+    /// Last time the daemon checked its enforcement and found it intact (RFC 3339).
+    pub heartbeat: String,
+}
+
+/// The state directory of the daemon for cgroup `id`.
+pub fn dir_for(id: u64) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("cg-{id}"))
+}
+
+/// The control socket in a state directory.
+pub fn socket(dir: &Path) -> PathBuf {
+    dir.join("control.sock")
+}
+
+/// Creates the state directory (and `/run/warden`), root-only.
+pub fn create(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(RUN_DIR, fs::Permissions::from_mode(0o700))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Writes `state.json` atomically (write, then rename).
+pub fn write(dir: &Path, state: &State) -> io::Result<()> {
+    let tmp = dir.join("state.json.tmp");
+    fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(state).map_err(io::Error::other)?,
+    )?;
+    fs::rename(tmp, dir.join("state.json"))
+}
+
+/// Reads `state.json`.
+pub fn read(dir: &Path) -> io::Result<State> {
+    let text = fs::read(dir.join("state.json"))?;
+    serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Every daemon state directory there is.
+pub fn all() -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(RUN_DIR) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("cg-"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
