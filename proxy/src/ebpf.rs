@@ -10,6 +10,7 @@
 use std::{
     fs::File,
     net::{IpAddr, Ipv6Addr, SocketAddr},
+    path::{Path, PathBuf},
     sync::Mutex,
 };
 
@@ -19,7 +20,9 @@ use aya::{
         HashMap, MapData, PerCpuArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
     },
-    programs::{CgroupAttachMode, CgroupSockAddr, SockOps, TracePoint},
+    programs::{
+        CgroupAttachMode, CgroupSockAddr, SockOps, TracePoint, links::FdLink, links::PinnedLink,
+    },
 };
 use redirect_ebpf::{
     GLOBAL_BLOCK_UDP, GLOBAL_CGROUP_ID, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_NETNS_COOKIE,
@@ -83,6 +86,14 @@ pub enum Error {
     /// Tracefs was not usable.
     #[error(transparent)]
     Tracefs(#[from] tracefs::Error),
+    /// A link could not be pinned.
+    #[error("pin {path}: {detail}")]
+    Pin {
+        /// Pin path.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// What the programs need to know, set as globals before loading.
@@ -92,6 +103,46 @@ pub struct Settings {
     pub proxy_port: u16,
     /// Cookie of the network namespace the proxy listens in; connects from others are refused.
     pub netns_cookie: u64,
+}
+
+/// Where to pin the cgroup links so they outlive the process (block-mode daemons: a daemon that
+/// dies leaves connects redirected to a port nobody listens on, i.e. refused: fail-closed).
+pub fn pin_dir(cgroup_id: u64) -> PathBuf {
+    Path::new(BPFFS)
+        .join("warden")
+        .join(format!("cg-{cgroup_id}"))
+}
+
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// Removes the pins of a daemon that is gone, which detaches its hooks.
+pub fn unpin_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Mounts the BPF filesystem at /sys/fs/bpf unless it is there.
+fn ensure_bpffs() -> Result<(), Error> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+    {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("bpf"),
+        BPFFS,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| Error::Pin {
+        path: BPFFS.into(),
+        detail: format!("mount bpffs: {e}"),
+    })
 }
 
 /// What the kernel enforces for UDP itself.
@@ -108,6 +159,25 @@ pub struct Redirect {
     _ebpf: Ebpf,
     program_ids: Vec<u32>,
     lost_events: PerCpuArray<MapData, u64>,
+    /// Links that detach when dropped (`warden run`, audit-mode daemons).
+    _links: Vec<FdLink>,
+    /// Links pinned in bpffs, which outlive this process (block-mode daemons).
+    pinned: Vec<PinnedLink>,
+    pin_dir: Option<PathBuf>,
+}
+
+impl Drop for Redirect {
+    fn drop(&mut self) {
+        // A clean stop removes the pins, so the links go with this process.
+        for link in self.pinned.drain(..) {
+            if let Err(e) = link.unpin() {
+                tracing::error!(error = %e, "cannot unpin a link");
+            }
+        }
+        if let Some(dir) = &self.pin_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// Attaches the redirect and process tracepoints to `cgroup`. Returns the attached object, the
@@ -116,6 +186,7 @@ pub fn attach(
     cgroup: &JobCgroup,
     settings: Settings,
     udp: &UdpSettings,
+    pin: Option<&Path>,
 ) -> Result<(Redirect, OrigDstTable, RingBuf<MapData>), Error> {
     tracefs::ensure_mounted()?;
     let fork_offset = tracefs::fork_child_pid_offset()?;
@@ -164,6 +235,17 @@ pub fn attach(
                 .id(),
         );
     }
+    if pin.is_some() {
+        ensure_bpffs()?;
+    }
+    if let Some(dir) = pin {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Pin {
+            path: dir.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    }
+    let mut pinned = Vec::new();
+    let mut links = Vec::new();
     for name in CGROUP_PROGRAMS {
         let prog = ebpf.program_mut(name).ok_or(Error::Map {
             name,
@@ -171,9 +253,21 @@ pub fn attach(
         })?;
         let id = match prog {
             aya::programs::Program::CgroupSockAddr(p) => {
-                attach_cgroup_sock_addr(p, &cgroup_dir, name)?
+                let (id, link) = attach_cgroup_sock_addr(p, &cgroup_dir, name)?;
+                match pin {
+                    Some(dir) => pinned.push(pin_link(link, dir, name)?),
+                    None => links.push(link),
+                }
+                id
             }
-            aya::programs::Program::SockOps(p) => attach_sock_ops(p, &cgroup_dir, name)?,
+            aya::programs::Program::SockOps(p) => {
+                let (id, link) = attach_sock_ops(p, &cgroup_dir, name)?;
+                match pin {
+                    Some(dir) => pinned.push(pin_link(link, dir, name)?),
+                    None => links.push(link),
+                }
+                id
+            }
             _ => {
                 return Err(Error::Map {
                     name,
@@ -213,6 +307,9 @@ pub fn attach(
             _ebpf: ebpf,
             program_ids,
             lost_events,
+            _links: links,
+            pinned,
+            pin_dir: pin.map(Path::to_path_buf),
         },
         OrigDstTable(Mutex::new(orig_dst)),
         events,
@@ -235,20 +332,45 @@ fn attach_cgroup_sock_addr(
     p: &mut CgroupSockAddr,
     cgroup: &File,
     name: &'static str,
-) -> Result<u32, Error> {
+) -> Result<(u32, FdLink), Error> {
     let err = |source| Error::Program { name, source };
     p.load().map_err(err)?;
     // With bpf_link (Linux 5.7+) cgroup links always coexist with other programs; the kernel
     // rejects non-zero flags there, so the mode must be Single (0).
-    p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
-    Ok(p.info().map_err(err)?.id())
+    let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
+    let id = p.info().map_err(err)?.id();
+    let link = p.take_link(link_id).map_err(err)?;
+    let link = FdLink::try_from(link).map_err(|e| Error::Pin {
+        path: name.into(),
+        detail: e.to_string(),
+    })?;
+    Ok((id, link))
 }
 
-fn attach_sock_ops(p: &mut SockOps, cgroup: &File, name: &'static str) -> Result<u32, Error> {
+fn attach_sock_ops(
+    p: &mut SockOps,
+    cgroup: &File,
+    name: &'static str,
+) -> Result<(u32, FdLink), Error> {
     let err = |source| Error::Program { name, source };
     p.load().map_err(err)?;
-    p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
-    Ok(p.info().map_err(err)?.id())
+    let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
+    let id = p.info().map_err(err)?.id();
+    let link = p.take_link(link_id).map_err(err)?;
+    let link = FdLink::try_from(link).map_err(|e| Error::Pin {
+        path: name.into(),
+        detail: e.to_string(),
+    })?;
+    Ok((id, link))
+}
+
+fn pin_link(link: FdLink, dir: &Path, name: &str) -> Result<PinnedLink, Error> {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    link.pin(&path).map_err(|e| Error::Pin {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
 }
 
 impl Redirect {

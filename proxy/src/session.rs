@@ -51,12 +51,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Binds the proxy, attaches the hooks to `cgroup`, starts serving and writes the `start`
-    /// record. On error nothing stays attached (and an owned cgroup is removed).
+    /// Binds the proxy, attaches the hooks to `cgroup` (their links pinned in `pin`, if given, so
+    /// they outlive this process), starts serving and writes the `start` record. On error nothing
+    /// stays attached (and an owned cgroup is removed).
     pub async fn start(
         cgroup: JobCgroup,
         policy: Arc<Policy>,
         log: Arc<AuditLog>,
+        pin: Option<&std::path::Path>,
     ) -> Result<Session, Error> {
         let listeners = Listeners::bind(0).await.map_err(io("bind proxy"))?;
         let port = listeners.port();
@@ -70,7 +72,7 @@ impl Session {
             block: policy.mode() == Mode::Block,
             allow: crate::udp::allow_entries(&policy),
         };
-        let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp)?;
+        let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp, pin)?;
         let processes = ProcessTracker::new(events).map_err(io("process events"))?;
         tokio::spawn(processes.clone().run());
         let ctx = Context::new(

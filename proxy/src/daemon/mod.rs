@@ -143,7 +143,7 @@ fn refuse_if_running(dir: &Path) -> Option<i32> {
                 );
                 record_loss(&st);
             }
-            let _ = std::fs::remove_dir_all(dir);
+            cleanup_dead(dir);
             None
         }
     }
@@ -197,7 +197,14 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
     let log = Arc::new(
         AuditLog::open(&log_path).map_err(|e| format!("audit log {}: {e}", log_path.display()))?,
     );
-    let session = Session::start(cgroup, opts.policy.clone(), log.clone())
+    // Block mode pins its links: if this process dies, the job's connects keep going to a port
+    // nobody listens on and are refused (fail-closed) until `warden stop` removes the pins.
+    let pin = (opts.policy.mode() == crate::policy::Mode::Block)
+        .then(|| crate::ebpf::pin_dir(cgroup.id()));
+    if let Some(dir) = &pin {
+        let _ = crate::ebpf::unpin_dir(dir);
+    }
+    let session = Session::start(cgroup, opts.policy.clone(), log.clone(), pin.as_deref())
         .await
         .map_err(|e| e.to_string())?;
     let socket = state::socket(&dir);
@@ -310,6 +317,21 @@ fn missing_programs(ids: &[u32]) -> Option<Vec<u32>> {
     (!missing.is_empty()).then_some(missing)
 }
 
+/// Removes what a dead daemon left: its pinned links (block mode kept the job's connects refused
+/// until now) and its state directory.
+fn cleanup_dead(dir: &Path) {
+    if let Some(id) = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("cg-"))
+        .and_then(|n| n.parse::<u64>().ok())
+        && let Err(e) = crate::ebpf::unpin_dir(&crate::ebpf::pin_dir(id))
+    {
+        eprintln!("warden: cannot remove the pinned hooks: {e}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Appends `lost` and `stop` records for a daemon that died, to its own audit log.
 fn record_loss(st: &state::State) {
     let Ok(log) = AuditLog::open(Path::new(&st.audit_log)) else {
@@ -326,10 +348,19 @@ fn record_loss(st: &state::State) {
     let mut lost = Record::new(Kind::Enforcement);
     lost.time.clone_from(&st.heartbeat);
     lost.enforcement = Some(info.clone());
-    lost.reason = Some(format!(
-        "daemon pid {} died; enforcement lost since {} (its last healthy check)",
-        st.pid, st.heartbeat
-    ));
+    lost.reason = Some(if st.mode == "block" {
+        format!(
+            "daemon pid {} died; since {} (its last healthy check) nothing was recorded and its \
+             pinned hooks refused every connection (fail-closed) until this cleanup",
+            st.pid, st.heartbeat
+        )
+    } else {
+        format!(
+            "daemon pid {} died; enforcement lost since {} (its last healthy check): connections \
+             went out unrecorded (audit mode fails open)",
+            st.pid, st.heartbeat
+        )
+    });
     log.write(&lost);
     let mut stop = Record::new(Kind::Enforcement);
     stop.enforcement = Some(Enforcement {
@@ -406,7 +437,7 @@ pub fn stop(cgroup: Option<&Path>) -> i32 {
                 }
                 None => eprintln!("warden: daemon state unreadable in {}: {e}", dir.display()),
             }
-            let _ = std::fs::remove_dir_all(&dir);
+            cleanup_dead(&dir);
             1
         }
     }
@@ -458,12 +489,17 @@ pub fn status(cgroup: Option<&Path>, json: bool) -> i32 {
             println!("warden: last error: {e}");
         }
     } else {
+        let effect = if r.mode == "block" {
+            "its pinned hooks refuse every connection from the cgroup (fail-closed) and nothing is recorded"
+        } else {
+            "connections go out unrecorded (audit mode fails open)"
+        };
         println!(
-            "warden: LOST: enforcement on {} ({} mode) stopped being enforced after {} (daemon pid {} is gone); run `warden stop` to clean up",
+            "warden: LOST: the daemon (pid {}) for {} ({} mode) is gone since {}; {effect}; run `warden stop` to clean up",
+            r.pid,
             r.cgroup,
             r.mode,
             r.lost_since.as_deref().unwrap_or("?"),
-            r.pid
         );
     }
     i32::from(r.state != "on")

@@ -159,7 +159,7 @@ async fn supervise(
 ) -> Result<Finished, Error> {
     let name = format!("warden-run-{}-{}", std::process::id(), nanos());
     let cgroup = JobCgroup::create(&name)?;
-    let session = Session::start(cgroup, opts.policy.clone(), log).await?;
+    let session = Session::start(cgroup, opts.policy.clone(), log, None).await?;
     let cgroup = session.cgroup();
     let mut command = child::command(&cgroup.procs_file(), nofile, &opts.cmd)
         .map_err(io("find warden's own executable"))?;
