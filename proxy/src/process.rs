@@ -44,6 +44,8 @@ struct Inner {
     ring: RingBuf<MapData>,
     table: Table,
     udp_flows: Vec<UdpFlow>,
+    /// Where UDP flow records go as their events arrive (kept in `udp_flows` until one is set).
+    udp_sink: Option<(Arc<crate::audit::AuditLog>, Arc<crate::policy::Policy>)>,
 }
 
 /// The table proper, kept apart from the ring buffer so it can be tested without a kernel.
@@ -147,6 +149,7 @@ impl ProcessTracker {
                 ring,
                 table: Table::default(),
                 udp_flows: Vec::new(),
+                udp_sink: None,
             }),
             ring_fd,
         }))
@@ -172,6 +175,20 @@ impl ProcessTracker {
             self.lock().drain();
             guard.clear_ready();
         }
+    }
+
+    /// From now on, writes each UDP flow's record to `log` as soon as the kernel reports it (so a
+    /// crash loses none), including those already waiting.
+    pub fn write_udp_to(
+        &self,
+        log: Arc<crate::audit::AuditLog>,
+        policy: Arc<crate::policy::Policy>,
+    ) {
+        let mut inner = self.lock();
+        for flow in std::mem::take(&mut inner.udp_flows) {
+            log.write(&flow.record(&policy));
+        }
+        inner.udp_sink = Some((log, policy));
     }
 
     /// The UDP flows reported so far (each once), with their processes.
@@ -208,12 +225,18 @@ impl Inner {
         for ev in events {
             match ev {
                 Decoded::Proc(ev) => self.table.apply(ev),
-                Decoded::Udp(u) => self.udp_flows.push(UdpFlow {
-                    time: now_rfc3339(),
-                    process: self.table.describe(u.tgid, &u.comm),
-                    dst: u.dst,
-                    denied: u.denied,
-                }),
+                Decoded::Udp(u) => {
+                    let flow = UdpFlow {
+                        time: now_rfc3339(),
+                        process: self.table.describe(u.tgid, &u.comm),
+                        dst: u.dst,
+                        denied: u.denied,
+                    };
+                    match &self.udp_sink {
+                        Some((log, policy)) => log.write(&flow.record(policy)),
+                        None => self.udp_flows.push(flow),
+                    }
+                }
             }
         }
         self.table.gc();

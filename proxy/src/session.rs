@@ -68,9 +68,13 @@ impl Session {
                 .netns_cookie()
                 .map_err(io("read the network namespace cookie"))?,
         };
+        // The machine's resolvers, as configured before the job runs; DNS to them stays open in
+        // block mode (loopback stubs such as 127.0.0.53 are never hooked).
+        let resolvers =
+            crate::udp::resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         let udp = ebpf::UdpSettings {
             block: policy.mode() == Mode::Block,
-            allow: crate::udp::allow_entries(&policy),
+            allow: crate::udp::allow_entries(&policy, &resolvers),
         };
         let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp, pin)?;
         let processes = ProcessTracker::new(events).map_err(io("process events"))?;
@@ -96,6 +100,8 @@ impl Session {
         let mut start = Record::new(Kind::Enforcement);
         start.enforcement = Some(info.clone());
         log.write(&start);
+        // UDP flow records from now on go straight to the log (after the start record).
+        processes.write_udp_to(log.clone(), policy.clone());
         Ok(Session {
             ctx,
             processes,

@@ -16,6 +16,17 @@ use crate::{
 
 /// UDP port 443: QUIC, refused by the kernel in both modes.
 const QUIC_PORT: u16 = 443;
+/// DNS: open in audit mode; in block mode only to the configured resolvers.
+const DNS_PORT: u16 = 53;
+
+/// The nameservers of a `resolv.conf` text (block mode lets UDP port 53 reach only these).
+pub fn resolvers(resolv_conf: &str) -> Vec<IpAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.split_whitespace().next()?.split('%').next()?.parse().ok())
+        .collect()
+}
 
 /// One UDP flow (a socket sending to one destination), as first seen.
 #[derive(Debug, Clone)]
@@ -72,10 +83,15 @@ impl UdpFlow {
     }
 }
 
-/// The LPM-trie entries for `policy`'s address rules: (v4-mapped address, prefix length in
-/// bits of the 128-bit key, ports). A prefix inherits the ports of every rule covering it.
-pub fn allow_entries(policy: &Policy) -> Vec<([u8; 16], u32, UdpAllow)> {
-    let nets: Vec<(IpAddr, u8, Option<u16>)> = policy
+/// The LPM-trie entries for `policy`'s address rules plus DNS to `resolvers` (port 53): (v4-mapped
+/// address, prefix length in bits of the 128-bit key, ports). A prefix inherits the ports of
+/// every rule of its family covering it.
+///
+/// IPv4 lives inside the IPv6 key space (`::ffff:0:0/96`), so an IPv6 rule as wide as `::/0`
+/// would also match every IPv4 key. A `::ffff:0:0/96` entry holding only what IPv4 rules allow
+/// there (often nothing) stops that: it is more specific than any IPv6 rule covering it.
+pub fn allow_entries(policy: &Policy, resolvers: &[IpAddr]) -> Vec<([u8; 16], u32, UdpAllow)> {
+    let mut nets: Vec<(IpAddr, u8, Option<u16>)> = policy
         .endpoints()
         .iter()
         .filter_map(|e| match e.host() {
@@ -83,6 +99,18 @@ pub fn allow_entries(policy: &Policy) -> Vec<([u8; 16], u32, UdpAllow)> {
             _ => None,
         })
         .collect();
+    for r in resolvers {
+        let r = r.to_canonical();
+        nets.push((r, if r.is_ipv4() { 32 } else { 128 }, Some(DNS_PORT)));
+    }
+    let v4_space: IpAddr = std::net::Ipv4Addr::UNSPECIFIED.into();
+    if nets
+        .iter()
+        .any(|&(a, p, _)| a.is_ipv6() && covers_bits(key(a, p), key(v4_space, 0)))
+    {
+        // The guard entry: IPv4's own /0 (0.0.0.0/0) if there is one, else nothing.
+        nets.push((v4_space, 0, Some(0)));
+    }
     let mut entries: Vec<([u8; 16], u32, UdpAllow)> = Vec::new();
     for &(addr, prefix, _) in &nets {
         let (key, bits) = key(addr, prefix);
@@ -96,6 +124,8 @@ pub fn allow_entries(policy: &Policy) -> Vec<([u8; 16], u32, UdpAllow)> {
             }
             match port {
                 None => allow.any_port = 1,
+                // The guard's placeholder: contributes no port.
+                Some(0) => {}
                 Some(p) if !allow.ports[..allow.nports as usize].contains(&p) => {
                     if (allow.nports as usize) < UDP_ALLOW_PORTS {
                         allow.ports[allow.nports as usize] = p;
@@ -122,9 +152,14 @@ fn key(addr: IpAddr, prefix: u8) -> ([u8; 16], u32) {
     }
 }
 
-/// Whether network `outer/op` contains network `inner/ip_`.
+/// Whether network `outer/op` contains network `inner/ip_`, within one address family (an IPv6
+/// rule never covers IPv4, as in the policy).
 fn covers(outer: IpAddr, op: u8, inner: IpAddr, ip_: u8) -> bool {
-    let ((o, obits), (i, ibits)) = (key(outer, op), key(inner, ip_));
+    outer.is_ipv4() == inner.is_ipv4() && covers_bits(key(outer, op), key(inner, ip_))
+}
+
+/// Whether 128-bit key prefix `o` contains `i`.
+fn covers_bits((o, obits): ([u8; 16], u32), (i, ibits): ([u8; 16], u32)) -> bool {
     if obits > ibits {
         return false;
     }
@@ -146,11 +181,52 @@ mod tests {
         Policy::new(Mode::Block, parse_endpoint_list(list).unwrap())
     }
 
+    /// What the kernel's longest-prefix match would answer.
+    fn lpm(entries: &[([u8; 16], u32, UdpAllow)], ip: &str, port: u16) -> bool {
+        let ip: IpAddr = ip.parse::<IpAddr>().unwrap().to_canonical();
+        let (k, _) = key(ip, if ip.is_ipv4() { 32 } else { 128 });
+        entries
+            .iter()
+            .filter(|(e, bits, _)| covers_bits((*e, *bits), (k, 128)))
+            .max_by_key(|(_, bits, _)| *bits)
+            .is_some_and(|(_, _, a)| {
+                a.any_port != 0 || a.ports[..a.nports as usize].contains(&port)
+            })
+    }
+
+    #[test]
+    fn an_ipv6_rule_never_allows_ipv4() {
+        let entries = allow_entries(&policy("::/0"), &[]);
+        assert!(lpm(&entries, "2001:db8::1", 9));
+        assert!(!lpm(&entries, "192.0.2.1", 9), "{entries:?}");
+        let both = allow_entries(&policy("::/0 0.0.0.0/0:5000"), &[]);
+        assert!(lpm(&both, "192.0.2.1", 5000));
+        assert!(!lpm(&both, "192.0.2.1", 9));
+        let narrow = allow_entries(&policy("[2001:db8::/32]:53 192.0.2.0/24"), &[]);
+        assert!(lpm(&narrow, "192.0.2.7", 1) && !lpm(&narrow, "198.51.100.1", 1));
+    }
+
+    #[test]
+    fn resolvers_get_port_53_only() {
+        let r = resolvers("# x\nnameserver 10.1.2.3\nnameserver fe80::1%eth0\nsearch a\n");
+        assert_eq!(
+            r,
+            [
+                "10.1.2.3".parse::<IpAddr>().unwrap(),
+                "fe80::1".parse().unwrap()
+            ]
+        );
+        let entries = allow_entries(&policy(""), &r);
+        assert!(lpm(&entries, "10.1.2.3", 53) && !lpm(&entries, "10.1.2.3", 54));
+        assert!(!lpm(&entries, "10.9.9.9", 53));
+    }
+
     #[test]
     fn prefixes_inherit_ports_of_covering_rules() {
-        let entries = allow_entries(&policy(
-            "10.0.0.0/8:53 10.1.0.0/16:123 203.0.113.7 tls.example",
-        ));
+        let entries = allow_entries(
+            &policy("10.0.0.0/8:53 10.1.0.0/16:123 203.0.113.7 tls.example"),
+            &[],
+        );
         assert_eq!(
             entries.len(),
             3,
@@ -169,7 +245,7 @@ mod tests {
 
     #[test]
     fn ipv6_and_v4_keys() {
-        let entries = allow_entries(&policy("[2001:db8::/32]:5353 192.0.2.0/24"));
+        let entries = allow_entries(&policy("[2001:db8::/32]:5353 192.0.2.0/24"), &[]);
         let v6 = entries.iter().find(|(_, b, _)| *b == 32).unwrap();
         assert_eq!(v6.0[..4], [0x20, 0x01, 0x0d, 0xb8]);
         let v4 = entries.iter().find(|(_, b, _)| *b == 120).unwrap();

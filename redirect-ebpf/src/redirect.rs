@@ -46,7 +46,7 @@ pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
         return ALLOW;
     }
     if sa.type_ == SOCK_DGRAM {
-        return verdict(udp::check(&ctx, mapped(ip), port_of(sa)));
+        return verdict(udp::check(&ctx, mapped(ip), port_of(sa), udp::Via::Connect));
     }
     if !wants_redirect(sa) {
         return ALLOW;
@@ -69,7 +69,7 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
         return ALLOW;
     }
     if sa.type_ == SOCK_DGRAM {
-        return verdict(udp::check(&ctx, addr, port_of(sa)));
+        return verdict(udp::check(&ctx, addr, port_of(sa), udp::Via::Connect));
     }
     if !wants_redirect(sa) {
         return ALLOW;
@@ -101,7 +101,7 @@ pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
     if ip[0] == 127 || ip == [0, 0, 0, 0] {
         return ALLOW;
     }
-    verdict(udp::check(&ctx, mapped(ip), port_of(sa)))
+    verdict(udp::check(&ctx, mapped(ip), port_of(sa), udp::Via::Send))
 }
 
 #[cgroup_sock_addr(sendmsg6)]
@@ -112,7 +112,7 @@ pub fn warden_sendmsg6(ctx: SockAddrContext) -> i32 {
     if local {
         return ALLOW;
     }
-    verdict(udp::check(&ctx, addr, port_of(sa)))
+    verdict(udp::check(&ctx, addr, port_of(sa), udp::Via::Send))
 }
 
 #[inline(always)]

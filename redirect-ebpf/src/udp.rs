@@ -29,14 +29,28 @@ const DNS_PORT: u16 = 53;
 /// the name; the refusal is reported like any other flow.
 const QUIC_PORT: u16 = 443;
 
-/// Judges and reports a UDP send or connect to `addr:port`. Returns whether it may go ahead.
+/// How a UDP destination reached the hook.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `connect()`: judged but not reported. glibc's getaddrinfo connects a UDP socket to every
+    /// candidate address (RFC 6724 sorting) without sending anything, so reporting here would
+    /// record flows that never existed.
+    Connect,
+    /// A datagram with a destination address (`sendto`/`sendmsg`): judged and reported.
+    Send,
+}
+
+/// Judges (and for sends, reports) a UDP destination. Returns whether it may go ahead.
 #[inline(always)]
-pub fn check(ctx: &SockAddrContext, addr: [u8; 16], port: u16) -> bool {
-    // DNS is left alone until Warden has its own resolver (issue #5).
-    if port == DNS_PORT {
-        return true;
+pub fn check(ctx: &SockAddrContext, addr: [u8; 16], port: u16, via: Via) -> bool {
+    let block = global(&BLOCK_UDP) != 0;
+    let allowed = port != QUIC_PORT && (!block || allowed_by_rule(addr, port));
+    // DNS is left alone until Warden has its own resolver (issue #5), except that block mode
+    // keeps it to the configured resolvers (userspace adds them to the allow-list), so port 53
+    // cannot carry a tunnel anywhere else. Allowed DNS is not reported.
+    if via == Via::Connect || (port == DNS_PORT && allowed) {
+        return allowed;
     }
-    let allowed = port != QUIC_PORT && (global(&BLOCK_UDP) == 0 || allowed_by_rule(addr, port));
     // SAFETY: bpf_get_socket_cookie accepts a sock_addr context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let key = UdpFlowKey {
@@ -45,13 +59,16 @@ pub fn check(ctx: &SockAddrContext, addr: [u8; 16], port: u16) -> bool {
         port,
         _pad: [0; 6],
     };
-    // SAFETY: only the presence of the entry is used.
-    if unsafe { UDP_SEEN.get(&key) }.is_none() {
-        let _ = UDP_SEEN.insert(&key, &0, 0);
-        report(key, !allowed);
+    // BPF_NOEXIST: of concurrent first datagrams, only the one that creates the entry reports.
+    if UDP_SEEN.insert(&key, &0, BPF_NOEXIST).is_ok() && !report(key, !allowed) {
+        // No room in the ring: forget the flow so its next datagram tries again.
+        let _ = UDP_SEEN.remove(&key);
     }
     allowed
 }
+
+/// `BPF_NOEXIST` map update flag.
+const BPF_NOEXIST: u64 = 1;
 
 #[inline(always)]
 fn allowed_by_rule(addr: [u8; 16], port: u16) -> bool {
@@ -73,11 +90,12 @@ fn allowed_by_rule(addr: [u8; 16], port: u16) -> bool {
     false
 }
 
+/// Reports a flow's first datagram; false when the ring buffer had no room.
 #[inline(always)]
-fn report(flow: UdpFlowKey, denied: bool) {
+fn report(flow: UdpFlowKey, denied: bool) -> bool {
     let Some(mut entry) = PROC_EVENTS.reserve::<UdpEvent>(0) else {
         crate::proctrack::count_lost();
-        return;
+        return false;
     };
     let ev = entry.as_mut_ptr();
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -93,4 +111,5 @@ fn report(flow: UdpFlowKey, denied: bool) {
         (*ev)._pad = 0;
     }
     entry.submit(0);
+    true
 }

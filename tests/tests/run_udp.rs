@@ -129,8 +129,12 @@ fn block_mode_udp_only_where_an_address_rule_allows() {
         ("192.0.2.10", 9999, "blocked", None),
         ("198.51.100.10", 5353, "blocked", None),
         ("2001:db8::10", 7777, "allowed", Some("2001:db8::/32")),
-        ("198.51.100.10", 123, "blocked", None),
     ];
+    assert_run!(
+        out,
+        udp_to(&out.records, "198.51.100.10", 123).is_empty(),
+        "a refused UDP connect() is not recorded"
+    );
     for (ip, port, decision, rule) in expect {
         let flows = udp_to(&out.records, ip, port);
         assert_run_eq!(
@@ -144,4 +148,44 @@ fn block_mode_udp_only_where_an_address_rule_allows() {
             assert_run_eq!(out, flows[0]["rule"], rule, "{}", flows[0]);
         }
     }
+}
+
+const DNS_AND_V6_PY: &str = r#"
+import socket
+out = []
+for host, port in (("192.0.2.10", 53), ("2001:db8::10", 4000), ("192.0.2.10", 4000)):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"not dns at all", (host, port)); out.append(f"{host}:{port}:sent")
+    except PermissionError:
+        out.append(f"{host}:{port}:EPERM")
+print(" ".join(out))
+"#;
+
+#[test]
+fn block_mode_keeps_port_53_to_resolvers_and_ipv6_rules_off_ipv4() {
+    if skip_unless_root("block_mode_keeps_port_53_to_resolvers_and_ipv6_rules_off_ipv4") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let script = format!("python3 -c {}", clients::quote(DNS_AND_V6_PY));
+    let out = WardenRun::new(&netns)
+        .timeout(Duration::from_secs(30))
+        // `::/0` is every IPv6 address and no IPv4 one.
+        .args(["--egress-policy", "block", "--allowed-endpoints", "::/0"])
+        .cmd(["sh", "-c", &script])
+        .run()
+        .unwrap();
+    out.assert_success();
+    for said in [
+        "192.0.2.10:53:EPERM",
+        "2001:db8::10:4000:sent",
+        "192.0.2.10:4000:EPERM",
+    ] {
+        assert_run!(out, out.stdout.contains(said), "{said}");
+    }
+    let dns = udp_to(&out.records, "192.0.2.10", 53);
+    assert_run_eq!(out, dns.len(), 1, "the refused port-53 flow is recorded");
+    assert_run_eq!(out, dns[0]["decision"], "blocked", "{}", dns[0]);
 }

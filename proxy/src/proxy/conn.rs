@@ -84,8 +84,8 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
                 }
             },
             res = client.read_buf(&mut buf) => match res {
-                // EOF before a verdict: whatever was sent is relayed as raw bytes.
-                Ok(0) => break Verdict::Raw,
+                // EOF before a verdict: judged on what was sent.
+                Ok(0) => break sniffing::at_end(&buf),
                 Ok(_) => if let Some(v) = sniffing::judge(&buf) { break v },
                 Err(e) => {
                     rec.reason(format!("client read: {e}"));
@@ -95,23 +95,30 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             },
             Ok(()) = readable(upstream.as_ref()) => {
                 rec.flag("server-first");
-                break Verdict::Raw;
+                break sniffing::at_end(&buf);
             }
             () = sleep_until(deadline) => {
                 if dial_error.is_none() {
                     rec.flag("sniff-timeout");
                 }
-                break Verdict::Raw;
+                break sniffing::at_end(&buf);
             }
         }
     };
     let claimed = match verdict {
         Verdict::Identified(s) => rec.sniffed(s),
         Verdict::Raw => Claimed::default(),
+        Verdict::Unidentified(what) => Claimed {
+            unidentified: Some(what),
+            ..Claimed::default()
+        },
         Verdict::MalformedTls(why) => {
             tracing::warn!(reason = why, "malformed ClientHello, closing");
             rec.flag("malformed-client-hello");
-            rec.reason(format!("malformed ClientHello: {why}"));
+            rec.refused(
+                ctx.policy.mode(),
+                format!("malformed ClientHello ({why}): closed"),
+            );
             reset(client);
             return;
         }

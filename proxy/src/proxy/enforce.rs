@@ -25,13 +25,20 @@ pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decisi
         _ => None,
     };
     // No usable name (raw IP, or ECH hiding it): which allowed names does this address belong to?
-    let ip_names = if name.is_none() && policy.ip_rule(ip, port, Proto::Tcp).is_none() {
-        let names: Vec<&str> = policy.exact_names().map(|(n, _)| n).collect();
+    // Not for a stream whose name could not be read: it names *some* host, maybe another tenant
+    // of a shared address, so only an address rule may allow it.
+    let ip_names = if name.is_none()
+        && claimed.unidentified.is_none()
+        && policy.ip_rule(ip, port, Proto::Tcp).is_none()
+    {
+        let mut names: Vec<&str> = policy.exact_names().map(|(n, _)| n).collect();
+        names.sort_unstable();
+        names.dedup();
         ctx.resolver.names_for(ip, names.into_iter()).await
     } else {
         Vec::new()
     };
-    policy.decide(&Connection {
+    let mut d = policy.decide(&Connection {
         ip,
         port,
         proto: Proto::Tcp,
@@ -39,7 +46,12 @@ pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decisi
         ech: claimed.ech,
         name_resolves_to_ip,
         ip_names: &ip_names,
-    })
+    });
+    if let Some(what) = claimed.unidentified {
+        d.flags.push("unidentified");
+        d.reason = format!("{what}, so judged by address only: {}", d.reason);
+    }
+    d
 }
 
 /// Refuses a blocked connection: plain HTTP gets a 403 page naming the host and the rule to

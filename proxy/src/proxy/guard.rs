@@ -23,6 +23,8 @@ pub struct Claimed {
     pub ech: bool,
     /// The client speaks plain HTTP/1 (a block is answered with a 403 page).
     pub http: bool,
+    /// It began as TLS or HTTP but its name could not be read (why): judged by address only.
+    pub unidentified: Option<&'static str>,
 }
 
 /// The connection's record, written exactly once when the guard drops: on success, on every
@@ -107,7 +109,22 @@ impl RecordGuard {
         if let Some(dst) = self.rec.dst.as_mut() {
             dst.name = name.clone();
         }
-        Claimed { name, ech, http }
+        Claimed {
+            name,
+            ech,
+            http,
+            unidentified: None,
+        }
+    }
+
+    /// Records a connection Warden closed before the policy could judge it: `blocked` in block
+    /// mode (and counted as such), `audited` in audit mode.
+    pub fn refused(&mut self, mode: policy::Mode, reason: String) {
+        self.rec.decision = Some(match mode {
+            policy::Mode::Block => Decision::Blocked,
+            policy::Mode::Audit => Decision::Audited,
+        });
+        self.rec.reason = Some(reason);
     }
 
     /// Records the policy's decision.
