@@ -17,6 +17,8 @@ use std::{
 
 /// How long an answer is reused.
 const TTL: Duration = Duration::from_secs(30);
+/// Forward answers kept; past this, expired ones are dropped.
+const MAX_CACHED: usize = 4096;
 /// At most this many allowed names are resolved to find which one an address belongs to.
 pub const MAX_NAMES_TO_RESOLVE: usize = 64;
 
@@ -31,18 +33,19 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// The addresses `name` resolves to (empty when it does not resolve).
-    pub async fn resolve(&self, name: &str) -> Arc<[IpAddr]> {
+    /// The addresses `name` resolves to; `None` when the lookup failed (not cached: a resolver
+    /// hiccup must not look like spoofing for the next 30 s).
+    pub async fn resolve(&self, name: &str) -> Option<Arc<[IpAddr]>> {
         if let Some((at, ips)) = lock(&self.forward).get(name)
             && at.elapsed() < TTL
         {
-            return ips.clone();
+            return Some(ips.clone());
         }
         let ips: Arc<[IpAddr]> = match tokio::net::lookup_host((name, 0)).await {
             Ok(addrs) => addrs.map(|a| a.ip().to_canonical()).collect(),
             Err(e) => {
                 tracing::debug!(name, error = %e, "name does not resolve");
-                Arc::from([])
+                return None;
             }
         };
         {
@@ -54,14 +57,19 @@ impl Resolver {
                 }
             }
         }
-        lock(&self.forward).insert(name.to_string(), (Instant::now(), ips.clone()));
-        ips
+        let mut forward = lock(&self.forward);
+        // Bounded: names come from the job (any SNI under a wildcard rule).
+        if forward.len() >= MAX_CACHED {
+            forward.retain(|_, (at, _)| at.elapsed() < TTL);
+        }
+        forward.insert(name.to_string(), (Instant::now(), ips.clone()));
+        Some(ips)
     }
 
-    /// Whether `name` resolves to `ip`.
-    pub async fn resolves_to(&self, name: &str, ip: IpAddr) -> bool {
+    /// Whether `name` resolves to `ip`; `None` when it could not be resolved.
+    pub async fn resolves_to(&self, name: &str, ip: IpAddr) -> Option<bool> {
         let ip = ip.to_canonical();
-        self.resolve(name).await.contains(&ip)
+        Some(self.resolve(name).await?.contains(&ip))
     }
 
     /// Which of `candidates` resolve to `ip`. Names seen resolving before are found at once;
@@ -85,7 +93,7 @@ impl Resolver {
         // (a raw-IP or ECH connection) and bounded by MAX_NAMES_TO_RESOLVE.
         let mut names = Vec::new();
         for name in candidates {
-            if self.resolves_to(name, ip).await {
+            if self.resolves_to(name, ip).await == Some(true) {
                 names.push(name.to_string());
             }
         }
@@ -104,14 +112,9 @@ mod tests {
     #[tokio::test]
     async fn localhost_resolves_to_loopback_and_is_remembered() {
         let r = Resolver::default();
-        assert!(
-            r.resolves_to("localhost", "127.0.0.1".parse().unwrap())
-                .await
-        );
-        assert!(
-            !r.resolves_to("localhost", "192.0.2.1".parse().unwrap())
-                .await
-        );
+        let on = |ip: &str| r.resolves_to("localhost", ip.parse().unwrap());
+        assert_eq!(on("127.0.0.1").await, Some(true));
+        assert_eq!(on("192.0.2.1").await, Some(false));
         let names = r
             .names_for(
                 "127.0.0.1".parse().unwrap(),
@@ -124,6 +127,11 @@ mod tests {
     #[tokio::test]
     async fn unresolvable_name_resolves_to_nothing() {
         let r = Resolver::default();
-        assert!(r.resolve("does-not-exist.invalid").await.is_empty());
+        assert!(r.resolve("does-not-exist.invalid").await.is_none());
+        assert!(
+            r.resolves_to("does-not-exist.invalid", "192.0.2.1".parse().unwrap())
+                .await
+                .is_none()
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! plain HTTP, echo and banner-first protocols on those addresses, with certificates from a test
 //! CA made by the same [`certs::Authority`] the proxy uses. [`WardenRun`] runs `warden run` in
 //! the namespace and hands back its exit status, output and parsed audit log, which [`audit`]
-//! helps to query; [`clients`] has the real-client command lines to run under it. Every test in
+//! helps to query; [`clients`] has the real-client command lines to run under it; [`daemon`]
+//! runs `warden start`/`stop`/`status` on a [`TestCgroup`] instead. Every test in
 //! this crate, and every later one, is built from these pieces:
 //!
 //! ```no_run
@@ -28,6 +29,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod daemon;
 pub mod decision;
 pub mod netns;
 pub mod origins;
@@ -35,6 +37,7 @@ pub mod process;
 pub mod root;
 pub mod warden;
 
+pub use daemon::{Daemon, TestCgroup};
 pub use netns::Netns;
 pub use origins::{Origin, Origins, Service};
 pub use root::skip_unless_root;

@@ -374,7 +374,17 @@ fn record_loss(st: &state::State) {
 /// Finds the state directory for `cgroup`, or the only one there is.
 fn pick(cgroup: Option<&Path>) -> Result<PathBuf, (i32, String)> {
     if let Some(path) = cgroup {
-        let c = JobCgroup::existing(Some(path)).map_err(|e| (2, e.to_string()))?;
+        let c = match JobCgroup::existing(Some(path)) {
+            Ok(c) => c,
+            // The cgroup may be gone already: find its daemon by the path it recorded.
+            Err(e) => {
+                let wanted = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                return state::all()
+                    .into_iter()
+                    .find(|d| state::read(d).is_ok_and(|s| Path::new(&s.cgroup) == wanted))
+                    .ok_or((2, e.to_string()));
+            }
+        };
         let dir = state::dir_for(c.id());
         return if dir.exists() {
             Ok(dir)
@@ -448,10 +458,11 @@ pub fn status(cgroup: Option<&Path>, json: bool) -> i32 {
     let dir = match pick(cgroup) {
         Ok(d) => d,
         Err((code, msg)) => {
+            let state = if code == 1 { "off" } else { "error" };
             if json {
-                println!(r#"{{"state":"off"}}"#);
+                println!("{}", serde_json::json!({ "state": state, "error": msg }));
             } else {
-                println!("warden: off ({msg})");
+                println!("warden: {state} ({msg})");
             }
             return code;
         }

@@ -19,9 +19,7 @@ pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decisi
     let name = claimed.name.as_deref().filter(|_| !claimed.ech);
     // Anti-spoofing: a name only counts if the destination is one of its addresses.
     let name_resolves_to_ip = match name {
-        Some(n) if policy.name_rule(n, port).is_some() => {
-            Some(ctx.resolver.resolves_to(n, ip).await)
-        }
+        Some(n) if policy.name_rule(n, port).is_some() => ctx.resolver.resolves_to(n, ip).await,
         _ => None,
     };
     // No usable name (raw IP, or ECH hiding it): which allowed names does this address belong to?

@@ -166,9 +166,13 @@ impl Drop for RecordGuard {
         });
         if std::thread::panicking() {
             rec.flags.push("internal-error".into());
-        } else if !self.completed && rec.reason.is_none() {
+        } else if !self.completed {
             rec.flags.push("interrupted".into());
-            rec.reason = Some("closed by warden while still open: enforcement was stopping".into());
+            let cut = "closed by warden while still open: enforcement was stopping";
+            rec.reason = Some(match rec.reason.take() {
+                Some(r) => format!("{r}; then {cut}"),
+                None => cut.into(),
+            });
         }
         self.ctx.log.write(rec);
     }
