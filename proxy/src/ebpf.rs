@@ -21,7 +21,8 @@ use aya::{
         lpm_trie::{Key, LpmTrie},
     },
     programs::{
-        CgroupAttachMode, CgroupSockAddr, SockOps, TracePoint, links::FdLink, links::PinnedLink,
+        CgroupAttachMode, CgroupSock, CgroupSockAddr, SockOps, TracePoint, links::FdLink,
+        links::PinnedLink,
     },
 };
 use redirect_ebpf::{
@@ -34,7 +35,8 @@ use crate::{cgroup::JobCgroup, tracefs};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect-ebpf"));
 
-const CGROUP_PROGRAMS: [&str; 5] = [
+const CGROUP_PROGRAMS: [&str; 6] = [
+    "warden_sock_create",
     "warden_connect4",
     "warden_connect6",
     "warden_sendmsg4",
@@ -260,6 +262,14 @@ pub fn attach(
                 }
                 id
             }
+            aya::programs::Program::CgroupSock(p) => {
+                let (id, link) = attach_cgroup_sock(p, &cgroup_dir, name)?;
+                match pin {
+                    Some(dir) => pinned.push(pin_link(link, dir, name)?),
+                    None => links.push(link),
+                }
+                id
+            }
             aya::programs::Program::SockOps(p) => {
                 let (id, link) = attach_sock_ops(p, &cgroup_dir, name)?;
                 match pin {
@@ -337,6 +347,23 @@ fn attach_cgroup_sock_addr(
     p.load().map_err(err)?;
     // With bpf_link (Linux 5.7+) cgroup links always coexist with other programs; the kernel
     // rejects non-zero flags there, so the mode must be Single (0).
+    let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
+    let id = p.info().map_err(err)?.id();
+    let link = p.take_link(link_id).map_err(err)?;
+    let link = FdLink::try_from(link).map_err(|e| Error::Pin {
+        path: name.into(),
+        detail: e.to_string(),
+    })?;
+    Ok((id, link))
+}
+
+fn attach_cgroup_sock(
+    p: &mut CgroupSock,
+    cgroup: &File,
+    name: &'static str,
+) -> Result<(u32, FdLink), Error> {
+    let err = |source| Error::Program { name, source };
+    p.load().map_err(err)?;
     let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
     let id = p.info().map_err(err)?.id();
     let link = p.take_link(link_id).map_err(err)?;

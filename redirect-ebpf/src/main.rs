@@ -9,6 +9,7 @@
 
 mod proctrack;
 mod redirect;
+mod sockets;
 mod udp;
 
 use aya_ebpf::{

@@ -189,3 +189,45 @@ fn block_mode_keeps_port_53_to_resolvers_and_ipv6_rules_off_ipv4() {
     assert_run_eq!(out, dns.len(), 1, "the refused port-53 flow is recorded");
     assert_run_eq!(out, dns[0]["decision"], "blocked", "{}", dns[0]);
 }
+
+const SOCKETS_PY: &str = r#"
+import socket
+out = []
+for name, fam, typ, proto in (
+    ("raw-icmp", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
+    ("raw-icmp6", socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6),
+    ("tcp", socket.AF_INET, socket.SOCK_STREAM, 0),
+    ("udp6", socket.AF_INET6, socket.SOCK_DGRAM, 0),
+):
+    try:
+        socket.socket(fam, typ, proto).close(); out.append(f"{name}:ok")
+    except PermissionError as e:
+        out.append(f"{name}:{'EPERM' if e.errno == 1 else e.errno}")
+print(" ".join(out))
+"#;
+
+#[test]
+fn block_mode_refuses_sockets_warden_cannot_see() {
+    if skip_unless_root("block_mode_refuses_sockets_warden_cannot_see") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let script = format!("python3 -c {}", clients::quote(SOCKETS_PY));
+    for (mode, raw) in [("block", "EPERM"), ("audit", "ok")] {
+        let out = WardenRun::new(&netns)
+            .timeout(Duration::from_secs(30))
+            .args(["--egress-policy", mode])
+            .cmd(["sh", "-c", &script])
+            .run()
+            .unwrap();
+        out.assert_success();
+        for said in [
+            format!("raw-icmp:{raw}"),
+            format!("raw-icmp6:{raw}"),
+            "tcp:ok".into(),
+            "udp6:ok".into(),
+        ] {
+            assert_run!(out, out.stdout.contains(&said), "{mode} mode: {said}");
+        }
+    }
+}
