@@ -20,10 +20,7 @@ use aya::{
         HashMap, MapData, PerCpuArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
     },
-    programs::{
-        CgroupAttachMode, CgroupSock, CgroupSockAddr, SockOps, TracePoint, links::FdLink,
-        links::PinnedLink,
-    },
+    programs::{CgroupAttachMode, TracePoint, links::FdLink, links::PinnedLink},
 };
 use redirect_ebpf::{
     GLOBAL_BLOCK_UDP, GLOBAL_CGROUP_ID, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_NETNS_COOKIE,
@@ -161,18 +158,35 @@ pub struct Redirect {
     _ebpf: Ebpf,
     program_ids: Vec<u32>,
     lost_events: PerCpuArray<MapData, u64>,
-    /// Links that detach when dropped (`warden run`, audit-mode daemons).
-    _links: Vec<FdLink>,
-    /// Links pinned in bpffs, which outlive this process (block-mode daemons).
-    pinned: Vec<PinnedLink>,
+    /// The cgroup links, by program.
+    held: Vec<Held>,
     pin_dir: Option<PathBuf>,
+    cgroup_id: u64,
+    cgroup_path: PathBuf,
+}
+
+/// One cgroup link and how it is kept.
+struct Held {
+    name: &'static str,
+    /// Kernel link id, to find the link in `/proc/self/fdinfo`.
+    link_id: u32,
+    link: Keep,
+}
+
+enum Keep {
+    /// Detaches when dropped (`warden run`, audit-mode daemons); held only for that.
+    Fd(#[allow(dead_code)] FdLink),
+    /// Pinned in bpffs, outliving this process (block-mode daemons).
+    Pinned(PinnedLink),
 }
 
 impl Drop for Redirect {
     fn drop(&mut self) {
         // A clean stop removes the pins, so the links go with this process.
-        for link in self.pinned.drain(..) {
-            if let Err(e) = link.unpin() {
+        for held in self.held.drain(..) {
+            if let Keep::Pinned(link) = held.link
+                && let Err(e) = link.unpin()
+            {
                 tracing::error!(error = %e, "cannot unpin a link");
             }
         }
@@ -246,46 +260,11 @@ pub fn attach(
             detail: e.to_string(),
         })?;
     }
-    let mut pinned = Vec::new();
-    let mut links = Vec::new();
+    let mut held = Vec::new();
     for name in CGROUP_PROGRAMS {
-        let prog = ebpf.program_mut(name).ok_or(Error::Map {
-            name,
-            detail: "program missing from object".into(),
-        })?;
-        let id = match prog {
-            aya::programs::Program::CgroupSockAddr(p) => {
-                let (id, link) = attach_cgroup_sock_addr(p, &cgroup_dir, name)?;
-                match pin {
-                    Some(dir) => pinned.push(pin_link(link, dir, name)?),
-                    None => links.push(link),
-                }
-                id
-            }
-            aya::programs::Program::CgroupSock(p) => {
-                let (id, link) = attach_cgroup_sock(p, &cgroup_dir, name)?;
-                match pin {
-                    Some(dir) => pinned.push(pin_link(link, dir, name)?),
-                    None => links.push(link),
-                }
-                id
-            }
-            aya::programs::Program::SockOps(p) => {
-                let (id, link) = attach_sock_ops(p, &cgroup_dir, name)?;
-                match pin {
-                    Some(dir) => pinned.push(pin_link(link, dir, name)?),
-                    None => links.push(link),
-                }
-                id
-            }
-            _ => {
-                return Err(Error::Map {
-                    name,
-                    detail: "unexpected program type".into(),
-                });
-            }
-        };
+        let (id, link) = attach_one(&mut ebpf, name, &cgroup_dir)?;
         program_ids.push(id);
+        held.push(hold(name, link, pin)?);
     }
 
     let orig_dst = ebpf.take_map(MAP_ORIG_DST).ok_or(Error::Map {
@@ -317,9 +296,10 @@ pub fn attach(
             _ebpf: ebpf,
             program_ids,
             lost_events,
-            _links: links,
-            pinned,
+            held,
             pin_dir: pin.map(Path::to_path_buf),
+            cgroup_id: cgroup.id(),
+            cgroup_path: cgroup.path().to_path_buf(),
         },
         OrigDstTable(Mutex::new(orig_dst)),
         events,
@@ -338,57 +318,73 @@ where
         .map_err(|source| Error::Program { name, source })
 }
 
-fn attach_cgroup_sock_addr(
-    p: &mut CgroupSockAddr,
-    cgroup: &File,
-    name: &'static str,
-) -> Result<(u32, FdLink), Error> {
+/// Loads (once) and attaches program `name` to the cgroup; returns its id and its link.
+fn attach_one(ebpf: &mut Ebpf, name: &'static str, cgroup: &File) -> Result<(u32, FdLink), Error> {
     let err = |source| Error::Program { name, source };
-    p.load().map_err(err)?;
+    let fd_link = |e: aya::programs::links::LinkError| Error::Pin {
+        path: name.into(),
+        detail: e.to_string(),
+    };
+    let prog = ebpf.program_mut(name).ok_or(Error::Map {
+        name,
+        detail: "program missing from object".into(),
+    })?;
     // With bpf_link (Linux 5.7+) cgroup links always coexist with other programs; the kernel
     // rejects non-zero flags there, so the mode must be Single (0).
-    let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
-    let id = p.info().map_err(err)?.id();
-    let link = p.take_link(link_id).map_err(err)?;
-    let link = FdLink::try_from(link).map_err(|e| Error::Pin {
-        path: name.into(),
-        detail: e.to_string(),
-    })?;
-    Ok((id, link))
+    let mode = CgroupAttachMode::Single;
+    match prog {
+        aya::programs::Program::CgroupSockAddr(p) => {
+            if p.fd().is_err() {
+                p.load().map_err(err)?;
+            }
+            let id = p.attach(cgroup, mode).map_err(err)?;
+            let link = p.take_link(id).map_err(err)?;
+            Ok((
+                p.info().map_err(err)?.id(),
+                FdLink::try_from(link).map_err(fd_link)?,
+            ))
+        }
+        aya::programs::Program::CgroupSock(p) => {
+            if p.fd().is_err() {
+                p.load().map_err(err)?;
+            }
+            let id = p.attach(cgroup, mode).map_err(err)?;
+            let link = p.take_link(id).map_err(err)?;
+            Ok((
+                p.info().map_err(err)?.id(),
+                FdLink::try_from(link).map_err(fd_link)?,
+            ))
+        }
+        aya::programs::Program::SockOps(p) => {
+            if p.fd().is_err() {
+                p.load().map_err(err)?;
+            }
+            let id = p.attach(cgroup, mode).map_err(err)?;
+            let link = p.take_link(id).map_err(err)?;
+            Ok((
+                p.info().map_err(err)?.id(),
+                FdLink::try_from(link).map_err(fd_link)?,
+            ))
+        }
+        _ => Err(Error::Map {
+            name,
+            detail: "unexpected program type".into(),
+        }),
+    }
 }
 
-fn attach_cgroup_sock(
-    p: &mut CgroupSock,
-    cgroup: &File,
-    name: &'static str,
-) -> Result<(u32, FdLink), Error> {
-    let err = |source| Error::Program { name, source };
-    p.load().map_err(err)?;
-    let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
-    let id = p.info().map_err(err)?.id();
-    let link = p.take_link(link_id).map_err(err)?;
-    let link = FdLink::try_from(link).map_err(|e| Error::Pin {
-        path: name.into(),
-        detail: e.to_string(),
-    })?;
-    Ok((id, link))
-}
-
-fn attach_sock_ops(
-    p: &mut SockOps,
-    cgroup: &File,
-    name: &'static str,
-) -> Result<(u32, FdLink), Error> {
-    let err = |source| Error::Program { name, source };
-    p.load().map_err(err)?;
-    let link_id = p.attach(cgroup, CgroupAttachMode::Single).map_err(err)?;
-    let id = p.info().map_err(err)?.id();
-    let link = p.take_link(link_id).map_err(err)?;
-    let link = FdLink::try_from(link).map_err(|e| Error::Pin {
-        path: name.into(),
-        detail: e.to_string(),
-    })?;
-    Ok((id, link))
+/// Keeps `link`, pinned under `pin` if given.
+fn hold(name: &'static str, link: FdLink, pin: Option<&Path>) -> Result<Held, Error> {
+    let link_id = link.info().map(|i| i.id()).unwrap_or(0);
+    let link = match pin {
+        Some(dir) => Keep::Pinned(pin_link(link, dir, name)?),
+        None => Keep::Fd(link),
+    };
+    Ok(Held {
+        name,
+        link_id,
+        link,
+    })
 }
 
 fn pin_link(link: FdLink, dir: &Path, name: &str) -> Result<PinnedLink, Error> {
@@ -401,6 +397,36 @@ fn pin_link(link: FdLink, dir: &Path, name: &str) -> Result<PinnedLink, Error> {
 }
 
 impl Redirect {
+    /// The programs whose cgroup link is no longer attached to the cgroup (another root process
+    /// detached it with `BPF_LINK_DETACH`, or the cgroup is gone). Read from the links' fdinfo,
+    /// whose `cgroup_id` turns 0 once a cgroup link is detached.
+    pub fn detached(&self) -> Vec<&'static str> {
+        let attached = attached_link_cgroups();
+        self.held
+            .iter()
+            .filter(|h| attached.get(&h.link_id) != Some(&self.cgroup_id))
+            .map(|h| h.name)
+            .collect()
+    }
+
+    /// Attaches `names` to the cgroup again (replacing their old links and pins).
+    pub fn reattach(&mut self, names: &[&'static str]) -> Result<(), Error> {
+        let cgroup_dir = File::open(&self.cgroup_path).map_err(|source| Error::Cgroup {
+            path: self.cgroup_path.display().to_string(),
+            source,
+        })?;
+        for name in names {
+            let (_, link) = attach_one(&mut self._ebpf, name, &cgroup_dir)?;
+            if let Some(old) = self.held.iter().position(|h| h.name == *name)
+                && let Keep::Pinned(p) = self.held.remove(old).link
+            {
+                let _ = p.unpin();
+            }
+            self.held.push(hold(name, link, self.pin_dir.as_deref())?);
+        }
+        Ok(())
+    }
+
     /// Kernel ids of the loaded programs (recorded in `enforcement` records; tests check they are
     /// gone after the run).
     pub fn program_ids(&self) -> &[u32] {
@@ -464,6 +490,28 @@ fn original_from(v: &OrigDst) -> Original {
         comm: c_str(&v.comm),
         v4_mapped: v4.is_some() && v.family == redirect_ebpf::AF_INET6,
     }
+}
+
+/// Link id → cgroup id of every cgroup link this process holds, from `/proc/self/fdinfo`.
+fn attached_link_cgroups() -> std::collections::HashMap<u32, u64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return out;
+    };
+    for entry in dir.filter_map(Result::ok) {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let (Some(link), Some(cgroup)) = (field("link_id:"), field("cgroup_id:")) {
+            out.insert(link as u32, cgroup);
+        }
+    }
+    out
 }
 
 /// A NUL-padded kernel string.

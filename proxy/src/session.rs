@@ -40,6 +40,17 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
+/// What [`Session::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// Every hook attached.
+    Intact,
+    /// Some were detached (by someone else) and are attached again.
+    Recovered(String),
+    /// Some are detached and could not be attached again.
+    Lost(String),
+}
+
 /// Enforcement on one cgroup, live.
 pub struct Session {
     /// The proxy's shared state (log, policy, process table).
@@ -118,6 +129,22 @@ impl Session {
     /// The cgroup enforced on.
     pub fn cgroup(&self) -> &JobCgroup {
         self.handle.cgroup()
+    }
+
+    /// Checks that every hook is still attached to the cgroup; re-attaches what is not.
+    pub fn verify(&mut self) -> Integrity {
+        let Some(redirect) = self.handle.redirect.as_mut() else {
+            return Integrity::Intact;
+        };
+        let detached = redirect.detached();
+        if detached.is_empty() {
+            return Integrity::Intact;
+        }
+        let what = format!("hooks {detached:?} were detached from the cgroup");
+        match redirect.reattach(&detached) {
+            Ok(()) => Integrity::Recovered(what),
+            Err(e) => Integrity::Lost(format!("{what}; re-attaching failed: {e}")),
+        }
     }
 
     /// What the `start` record said.

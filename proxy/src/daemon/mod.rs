@@ -27,7 +27,7 @@ use crate::{
     audit::{AuditLog, Enforcement, Kind, Record, now_rfc3339},
     cgroup::JobCgroup,
     policy::Policy,
-    session::Session,
+    session::{Integrity, Session},
 };
 
 /// How long `start` waits for the daemon to report enforcement on.
@@ -233,7 +233,7 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         let _ = out.flush();
     }
 
-    let programs = session.info().programs.clone();
+    let mut session = session;
     let mut last_error: Option<String> = None;
     let mut ticker = tokio::time::interval(HEARTBEAT);
     let stopper = loop {
@@ -255,20 +255,32 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
             _ = term.recv() => break None,
             _ = int.recv() => break None,
             _ = ticker.tick() => {
-                match missing_programs(&programs) {
-                    Some(missing) => {
-                        let e = format!("eBPF programs {missing:?} are no longer loaded");
-                        if last_error.as_deref() != Some(e.as_str()) {
-                            let mut lost = Record::new(Kind::Enforcement);
-                            lost.enforcement = Some(Enforcement { event: "lost", proxy: None, ..session.info().clone() });
-                            lost.reason = Some(e.clone());
-                            log.write(&lost);
-                            last_error = Some(e);
-                        }
-                    }
-                    None => {
+                let integrity = session.verify();
+                let enforcement = |event| Some(Enforcement { event, proxy: None, ..session.info().clone() });
+                match integrity {
+                    Integrity::Intact => {
                         st.heartbeat = now_rfc3339();
                         let _ = state::write(&dir, &st);
+                    }
+                    Integrity::Recovered(what) => {
+                        for event in ["lost", "recovered"] {
+                            let mut r = Record::new(Kind::Enforcement);
+                            r.enforcement = enforcement(event);
+                            r.reason = Some(what.clone());
+                            log.write(&r);
+                        }
+                        last_error = Some(format!("{what} (re-attached)"));
+                        st.heartbeat = now_rfc3339();
+                        let _ = state::write(&dir, &st);
+                    }
+                    Integrity::Lost(what) => {
+                        if last_error.as_deref() != Some(what.as_str()) {
+                            let mut r = Record::new(Kind::Enforcement);
+                            r.enforcement = enforcement("lost");
+                            r.reason = Some(what.clone());
+                            log.write(&r);
+                            last_error = Some(what);
+                        }
                     }
                 }
             }
@@ -301,20 +313,6 @@ fn reply(st: &state::State, log: &AuditLog, state: &str, last_error: Option<Stri
         lost_since: None,
         summary: None,
     }
-}
-
-/// Program ids of ours the kernel no longer has loaded, if any.
-fn missing_programs(ids: &[u32]) -> Option<Vec<u32>> {
-    let loaded: std::collections::HashSet<u32> = aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .map(|p| p.id())
-        .collect();
-    let missing: Vec<u32> = ids
-        .iter()
-        .copied()
-        .filter(|id| !loaded.contains(id))
-        .collect();
-    (!missing.is_empty()).then_some(missing)
 }
 
 /// Removes what a dead daemon left: its pinned links (block mode kept the job's connects refused
