@@ -332,40 +332,24 @@ fn attach_one(ebpf: &mut Ebpf, name: &'static str, cgroup: &File) -> Result<(u32
     // With bpf_link (Linux 5.7+) cgroup links always coexist with other programs; the kernel
     // rejects non-zero flags there, so the mode must be Single (0).
     let mode = CgroupAttachMode::Single;
+    // The three program types share no trait for load/attach/take_link, hence the macro.
+    macro_rules! attach {
+        ($p:expr) => {{
+            if $p.fd().is_err() {
+                $p.load().map_err(err)?;
+            }
+            let id = $p.attach(cgroup, mode).map_err(err)?;
+            let link = $p.take_link(id).map_err(err)?;
+            Ok((
+                $p.info().map_err(err)?.id(),
+                FdLink::try_from(link).map_err(fd_link)?,
+            ))
+        }};
+    }
     match prog {
-        aya::programs::Program::CgroupSockAddr(p) => {
-            if p.fd().is_err() {
-                p.load().map_err(err)?;
-            }
-            let id = p.attach(cgroup, mode).map_err(err)?;
-            let link = p.take_link(id).map_err(err)?;
-            Ok((
-                p.info().map_err(err)?.id(),
-                FdLink::try_from(link).map_err(fd_link)?,
-            ))
-        }
-        aya::programs::Program::CgroupSock(p) => {
-            if p.fd().is_err() {
-                p.load().map_err(err)?;
-            }
-            let id = p.attach(cgroup, mode).map_err(err)?;
-            let link = p.take_link(id).map_err(err)?;
-            Ok((
-                p.info().map_err(err)?.id(),
-                FdLink::try_from(link).map_err(fd_link)?,
-            ))
-        }
-        aya::programs::Program::SockOps(p) => {
-            if p.fd().is_err() {
-                p.load().map_err(err)?;
-            }
-            let id = p.attach(cgroup, mode).map_err(err)?;
-            let link = p.take_link(id).map_err(err)?;
-            Ok((
-                p.info().map_err(err)?.id(),
-                FdLink::try_from(link).map_err(fd_link)?,
-            ))
-        }
+        aya::programs::Program::CgroupSockAddr(p) => attach!(p),
+        aya::programs::Program::CgroupSock(p) => attach!(p),
+        aya::programs::Program::SockOps(p) => attach!(p),
         _ => Err(Error::Map {
             name,
             detail: "unexpected program type".into(),
