@@ -59,12 +59,66 @@ fn demo() -> anyhow::Result<ExitCode> {
         );
     }
     show_records(&audit_log);
+    block_mode(&netns, &origins)?;
     // Like a shell: a signal N becomes 128 + N.
     let code = status
         .code()
         .or(status.signal().map(|n| 128 + n))
         .unwrap_or(1);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// The same kind of traffic in block mode with only `tls.example` allowed: the allowed request
+/// works, plain HTTP elsewhere gets Warden's 403 page, raw TCP elsewhere a reset.
+fn block_mode(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
+    let audit_log = std::env::current_dir()?.join("warden-demo-block.audit.jsonl");
+    let _ = std::fs::remove_file(&audit_log);
+    let ca = origins.ca_pem_path();
+    let steps = [
+        (
+            "== allowed: curl https://tls.example/",
+            clients::curl("https://tls.example/ok", &ca),
+        ),
+        (
+            "== blocked: curl http://http.example/ (plain HTTP gets a 403 page)",
+            format!(
+                "curl -sS -w 'http status %{{http_code}}\\n' {}",
+                clients::quote("http://http.example/nope")
+            ),
+        ),
+        (
+            "== blocked: python echo raw.example:7 (raw TCP gets a reset)",
+            clients::python_echo("raw.example", 7, 10),
+        ),
+    ];
+    let mut script = String::new();
+    for (label, step) in steps {
+        script.push_str(&format!(
+            "echo {}\n{step} || echo '   ^ failed (as expected when blocked)'\n",
+            clients::quote(label)
+        ));
+    }
+    println!(
+        "\n$ warden run --egress-policy block --allowed-endpoints tls.example --audit-log {} -- sh -c <clients>\n",
+        audit_log.display()
+    );
+    let status = WardenRun::new(netns)
+        .audit_log(&audit_log)
+        .args([
+            "--egress-policy",
+            "block",
+            "--allowed-endpoints",
+            "tls.example",
+        ])
+        .cmd(["sh", "-c", &script])
+        .command()?
+        .status()
+        .context("cannot start warden")?;
+    println!(
+        "\nwarden exited with {status}; audit log: {}",
+        audit_log.display()
+    );
+    Ok(())
 }
 
 fn describe(netns: &Netns, origins: &Origins, warden: &Path) {
