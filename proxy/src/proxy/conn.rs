@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::{
     Context, enforce,
     guard::{Claimed, RecordGuard},
+    http1::Requests,
     origdst,
     relay::{self, RelayError, Side},
     sniffing::{self, Verdict},
@@ -143,6 +144,15 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
         ctx.own_upstreams().insert(addr);
     }
     let _forget = Forget(ctx, own);
+    // Block mode follows plain HTTP request by request: a later request may not name another
+    // host on a shared address.
+    let mut requests = match (&claimed.name, claimed.http, ctx.policy.mode()) {
+        (Some(host), true, Mode::Block) => Some(Requests::new(host)),
+        _ => None,
+    };
+    if let Some(Err(r)) = requests.as_mut().map(|req| req.feed(&buf)) {
+        return ended_with_error(rec, client, upstream, &relay::refused(r));
+    }
     if !buf.is_empty() {
         if let Err(e) = upstream.write_all(&buf).await {
             rec.flag("upstream-error");
@@ -155,7 +165,8 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
     }
     drop(buf);
-    if let Err(e) = relay::relay(&mut client, &mut upstream, &rec.counters).await {
+    if let Err(e) = relay::relay(&mut client, &mut upstream, &rec.counters, requests.as_mut()).await
+    {
         ended_with_error(rec, client, upstream, &e);
     }
 }
@@ -198,6 +209,13 @@ fn refuse(rec: &mut RecordGuard, client: TcpStream, e: &io::Error) {
 /// unread), so it gets a neutral flag; anything else is an error.
 fn ended_with_error(rec: &mut RecordGuard, client: TcpStream, upstream: TcpStream, e: &RelayError) {
     rec.reason(e.to_string());
+    if e.op == "policy" {
+        rec.flag("host-changed");
+        rec.blocked_midway();
+        reset(client);
+        reset(upstream);
+        return;
+    }
     let was_reset = e.source.kind() == io::ErrorKind::ConnectionReset;
     match (e.side, was_reset) {
         (Side::Upstream, true) => rec.flag("upstream-reset"),

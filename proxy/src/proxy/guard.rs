@@ -117,6 +117,12 @@ impl RecordGuard {
         }
     }
 
+    /// The policy refused the connection after it had been allowed (a later request broke it).
+    pub fn blocked_midway(&mut self) {
+        self.rec.decision = Some(Decision::Blocked);
+        self.rec.rule = None;
+    }
+
     /// Records a connection Warden closed before the policy could judge it: `blocked` in block
     /// mode (and counted as such), `audited` in audit mode.
     pub fn refused(&mut self, mode: policy::Mode, reason: String) {

@@ -8,6 +8,7 @@
 mod conn;
 mod enforce;
 mod guard;
+mod http1;
 mod origdst;
 mod relay;
 mod sniffing;

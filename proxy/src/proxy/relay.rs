@@ -15,6 +15,8 @@ use tokio::{
     net::TcpStream,
 };
 
+use super::http1::{Refusal, Requests};
+
 const BUF_SIZE: usize = 64 * 1024;
 
 /// Which end of the relay failed.
@@ -56,31 +58,55 @@ pub struct Counters {
     pub down: AtomicU64,
 }
 
-/// Relays until both directions reached EOF or one side failed.
+/// Relays until both directions reached EOF or one side failed. With `requests`, every byte the
+/// client sends is first fed to it, and a refusal ends the relay as an error of the client's
+/// (op `policy`) before the refused bytes are passed on.
 pub async fn relay(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     counters: &Counters,
+    requests: Option<&mut Requests>,
 ) -> Result<(), RelayError> {
     let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
-    let up = pump(&mut cr, &mut uw, &counters.up, Side::Client, Side::Upstream);
+    let up = pump(
+        &mut cr,
+        &mut uw,
+        &counters.up,
+        (Side::Client, Side::Upstream),
+        requests,
+    );
     let down = pump(
         &mut ur,
         &mut cw,
         &counters.down,
-        Side::Upstream,
-        Side::Client,
+        (Side::Upstream, Side::Client),
+        None,
     );
     tokio::try_join!(up, down).map(|_| ())
+}
+
+/// A refusal from [`Requests`] as a relay error (op `policy`).
+pub fn refused(r: Refusal) -> RelayError {
+    let text = match r {
+        Refusal::HostChanged(host) => {
+            format!("a later request on the connection named another host ({host})")
+        }
+        Refusal::Unframed(why) => format!("plain HTTP that cannot be followed: {why}"),
+    };
+    RelayError {
+        side: Side::Client,
+        op: "policy",
+        source: io::Error::new(io::ErrorKind::PermissionDenied, text),
+    }
 }
 
 async fn pump<R, W>(
     r: &mut R,
     w: &mut W,
     count: &AtomicU64,
-    from: Side,
-    to: Side,
+    (from, to): (Side, Side),
+    mut requests: Option<&mut Requests>,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
@@ -102,6 +128,9 @@ where
                 }),
                 _ => Ok(()),
             };
+        }
+        if let Some(req) = requests.as_deref_mut() {
+            req.feed(&buf[..n]).map_err(refused)?;
         }
         w.write_all(&buf[..n]).await.map_err(|source| RelayError {
             side: to,
@@ -139,7 +168,7 @@ mod tests {
         let (mut upstream, server_app) = pair().await;
         let task = tokio::spawn(async move {
             let counters = Counters::default();
-            let r = relay(&mut client, &mut upstream, &counters).await;
+            let r = relay(&mut client, &mut upstream, &counters, None).await;
             (r, counters)
         });
         (client_app, server_app, task)
