@@ -29,7 +29,9 @@ type Answer = (Instant, Arc<[IpAddr]>);
 #[derive(Default)]
 pub struct Resolver {
     forward: Mutex<HashMap<String, Answer>>,
-    reverse: Mutex<HashMap<IpAddr, Vec<String>>>,
+    /// Address → names that resolved to it, and when; entries older than [`TTL`] are ignored
+    /// (a name may have moved) and dropped when the map grows.
+    reverse: Mutex<HashMap<IpAddr, Vec<(String, Instant)>>>,
 }
 
 impl Resolver {
@@ -49,12 +51,18 @@ impl Resolver {
             }
         };
         {
+            let now = Instant::now();
             let mut reverse = lock(&self.reverse);
+            if reverse.len() >= MAX_CACHED {
+                reverse.retain(|_, names| {
+                    names.retain(|(_, at)| at.elapsed() < TTL);
+                    !names.is_empty()
+                });
+            }
             for ip in ips.iter() {
                 let names = reverse.entry(*ip).or_default();
-                if !names.iter().any(|n| n == name) {
-                    names.push(name.to_string());
-                }
+                names.retain(|(n, _)| n != name);
+                names.push((name.to_string(), now));
             }
         }
         let mut forward = lock(&self.forward);
@@ -84,7 +92,8 @@ impl Resolver {
         let known = lock(&self.reverse).get(&ip).cloned().unwrap_or_default();
         let found: Vec<String> = known
             .into_iter()
-            .filter(|n| candidates.contains(&n.as_str()))
+            .filter(|(n, at)| at.elapsed() < TTL && candidates.contains(&n.as_str()))
+            .map(|(n, _)| n)
             .collect();
         if !found.is_empty() || candidates.len() > MAX_NAMES_TO_RESOLVE {
             return found;
