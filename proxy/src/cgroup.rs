@@ -50,6 +50,13 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Err
     }
 }
 
+/// This machine's cgroup v2 mount point.
+fn cgroup2_root() -> Result<PathBuf, Error> {
+    let mounts =
+        fs::read_to_string("/proc/mounts").map_err(io_err("read", Path::new("/proc/mounts")))?;
+    find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)
+}
+
 /// Finds the cgroup v2 mount point in a `/proc/mounts` text.
 pub fn find_cgroup2_mount(mounts: &str) -> Option<PathBuf> {
     mounts.lines().find_map(|line| {
@@ -99,9 +106,7 @@ impl JobCgroup {
     /// cgroup v2 root when Warden's cgroup cannot have children (e.g. a systemd unit that does not
     /// delegate).
     pub fn create(name: &str) -> Result<Self, Error> {
-        let mounts = fs::read_to_string("/proc/mounts")
-            .map_err(io_err("read", Path::new("/proc/mounts")))?;
-        let root = find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)?;
+        let root = cgroup2_root()?;
         let own = fs::read_to_string("/proc/self/cgroup")
             .ok()
             .and_then(|t| own_cgroup(&t))
@@ -128,9 +133,7 @@ impl JobCgroup {
     /// An existing cgroup v2 directory (`None`: the v2 root, i.e. the whole machine). It must be
     /// on the cgroup v2 mount; Warden never removes it or kills its processes.
     pub fn existing(path: Option<&Path>) -> Result<Self, Error> {
-        let mounts = fs::read_to_string("/proc/mounts")
-            .map_err(io_err("read", Path::new("/proc/mounts")))?;
-        let root = find_cgroup2_mount(&mounts).ok_or(Error::NoCgroup2)?;
+        let root = cgroup2_root()?;
         let path = match path {
             Some(p) => fs::canonicalize(p).map_err(io_err("find cgroup", p))?,
             None => root.clone(),

@@ -216,15 +216,7 @@ pub fn attach(
         .load(OBJECT)?;
 
     // The allow-list must be in place before the first program is attached.
-    let allow = ebpf.take_map(MAP_UDP_ALLOW).ok_or(Error::Map {
-        name: MAP_UDP_ALLOW,
-        detail: "missing".into(),
-    })?;
-    let mut allow: LpmTrie<MapData, [u8; 16], UdpAllow> =
-        LpmTrie::try_from(allow).map_err(|e| Error::Map {
-            name: MAP_UDP_ALLOW,
-            detail: e.to_string(),
-        })?;
+    let mut allow: LpmTrie<MapData, [u8; 16], UdpAllow> = take_map(&mut ebpf, MAP_UDP_ALLOW)?;
     for (addr, bits, ports) in &udp.allow {
         allow
             .insert(&Key::new(*bits, *addr), ports, 0)
@@ -267,30 +259,9 @@ pub fn attach(
         held.push(hold(name, link, pin)?);
     }
 
-    let orig_dst = ebpf.take_map(MAP_ORIG_DST).ok_or(Error::Map {
-        name: MAP_ORIG_DST,
-        detail: "missing".into(),
-    })?;
-    let orig_dst = HashMap::try_from(orig_dst).map_err(|e| Error::Map {
-        name: MAP_ORIG_DST,
-        detail: e.to_string(),
-    })?;
-    let events = ebpf.take_map(MAP_PROC_EVENTS).ok_or(Error::Map {
-        name: MAP_PROC_EVENTS,
-        detail: "missing".into(),
-    })?;
-    let events = RingBuf::try_from(events).map_err(|e| Error::Map {
-        name: MAP_PROC_EVENTS,
-        detail: e.to_string(),
-    })?;
-    let lost = ebpf.take_map(MAP_LOST_EVENTS).ok_or(Error::Map {
-        name: MAP_LOST_EVENTS,
-        detail: "missing".into(),
-    })?;
-    let lost_events = PerCpuArray::try_from(lost).map_err(|e| Error::Map {
-        name: MAP_LOST_EVENTS,
-        detail: e.to_string(),
-    })?;
+    let orig_dst: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_ORIG_DST)?;
+    let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_PROC_EVENTS)?;
+    let lost_events: PerCpuArray<MapData, u64> = take_map(&mut ebpf, MAP_LOST_EVENTS)?;
     Ok((
         Redirect {
             _ebpf: ebpf,
@@ -316,6 +287,21 @@ where
     })?;
     prog.try_into()
         .map_err(|source| Error::Program { name, source })
+}
+
+/// Takes map `name` out of the object as the typed map `T`.
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, Error>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(Error::Map {
+        name,
+        detail: "missing".into(),
+    })?;
+    T::try_from(map).map_err(|e| Error::Map {
+        name,
+        detail: e.to_string(),
+    })
 }
 
 /// Loads (once) and attaches program `name` to the cgroup; returns its id and its link.
