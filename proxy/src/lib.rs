@@ -14,6 +14,7 @@ pub mod audit;
 pub mod cgroup;
 pub mod config;
 pub mod daemon;
+pub mod dns;
 pub mod ebpf;
 pub mod policy;
 pub mod process;

@@ -1,0 +1,1 @@
+//! DNS tunnelling detection (placeholder, filled by the DNS issue work).
