@@ -11,8 +11,11 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # llvm-22-dev: bpf-linker links against LLVM 22 (the nightly's LLVM). The rest are the tools the
-# end-to-end tests and the demo drive: real clients and real origins.
-for pkg in llvm-22-dev curl openssl iproute2 util-linux python3 ca-certificates iptables; do
+# end-to-end tests and the demo drive: real clients and real origins. dnsmasq-base is the test
+# zone's authoritative server: the bare binary, without the `dnsmasq` package's system service
+# that would take port 53 on the host; bind9-dnsutils is dig.
+for pkg in llvm-22-dev curl openssl iproute2 util-linux python3 ca-certificates iptables \
+  dnsmasq-base bind9-dnsutils; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
