@@ -168,6 +168,74 @@ pub fn wait_for_file(path: &Path, timeout_s: u32) -> String {
     )
 }
 
+/// `dig` asking `server` (with `None`, the nameserver of the namespace's resolv.conf) for the
+/// `rtype` records of `name`, with `opts` (`+tcp`, `-6`, …) after the defaults: one try of at
+/// most 5 s, so each lookup sends exactly one query; no `~/.digrc`. Prints the header comments
+/// and the answer section, which [`DigOutput::parse`](crate::dns::DigOutput::parse) reads.
+/// Fails (exit 9) only when no server answered: NXDOMAIN and REFUSED are answers.
+pub fn dig(server: Option<&str>, name: &str, rtype: &str, opts: &[&str]) -> String {
+    dig_with(
+        &["+noall", "+comments", "+answer"],
+        server,
+        name,
+        rtype,
+        opts,
+    )
+}
+
+/// [`dig`] with `+short`: prints the data of each answer record, one per line (a CNAME's target
+/// first), nothing for NXDOMAIN or an empty answer.
+pub fn dig_short(server: Option<&str>, name: &str, rtype: &str, opts: &[&str]) -> String {
+    dig_with(&["+short"], server, name, rtype, opts)
+}
+
+fn dig_with(
+    style: &[&str],
+    server: Option<&str>,
+    name: &str,
+    rtype: &str,
+    opts: &[&str],
+) -> String {
+    let mut cmd = String::from("dig -r +tries=1 +time=5");
+    let server = server.map(|s| format!("@{s}"));
+    let words = style.iter().chain(opts).copied();
+    for word in words.chain(server.as_deref()).chain([name, rtype]) {
+        cmd.push(' ');
+        cmd.push_str(&quote(word));
+    }
+    cmd
+}
+
+/// `getent DATABASE KEY` (glibc's NSS: the hosts file, then DNS through resolv.conf). `hosts`
+/// prints one line, `ADDR NAME…`, with the IPv6 address when there is one (it asks for AF_INET6
+/// first); `ahosts`, `ahostsv4` and `ahostsv6` print each address getaddrinfo returns, as
+/// `ADDR STREAM|DGRAM|RAW [CANONICAL-NAME]` lines. Exits 2 when the key is not found.
+pub fn getent(database: &str, key: &str) -> String {
+    format!("getent {} {}", quote(database), quote(key))
+}
+
+/// Python's `socket.getaddrinfo(name, 443, type=SOCK_STREAM, flags=AI_ADDRCONFIG)`, as most
+/// clients call it: prints each distinct address, one per line, in the order returned. When the
+/// lookup fails it prints `gaierror EAI_…: message` (EAI_NONAME for NXDOMAIN, EAI_AGAIN when no
+/// resolver answered) and exits 2.
+pub fn python_getaddrinfo(name: &str) -> String {
+    python(GETADDRINFO_PY, &[name])
+}
+
+/// `curl` fetching `url` whose host is a name curl resolves itself (getaddrinfo, through the
+/// namespace's resolv.conf), trusting only `ca`: prints the body, then `remote <ip> <port>`,
+/// the address it connected to; fails on HTTP errors. The standard TLS origin's certificate does
+/// not name the DNS zone's names: for HTTPS, start an origin whose does
+/// ([`Origins::start_origin`](crate::Origins::start_origin)).
+pub fn curl_by_name(url: &str, ca: &Path) -> String {
+    format!(
+        "curl -sS --fail -g --max-time {CLIENT_TIMEOUT_S} --cacert {} \
+         -w '\\nremote %{{remote_ip}} %{{remote_port}}\\n' {}",
+        quote(&ca.to_string_lossy()),
+        quote(url)
+    )
+}
+
 fn python(script: &str, args: &[&str]) -> String {
     let mut cmd = format!("python3 -c {}", quote(script));
     for arg in args {
@@ -362,6 +430,22 @@ except socket.timeout:
 print("answered" if got else "closed: eof")
 "#;
 
+const GETADDRINFO_PY: &str = r#"
+import socket, sys
+name = sys.argv[1]
+try:
+    infos = socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
+except socket.gaierror as e:
+    codes = {getattr(socket, n): n for n in dir(socket) if n.startswith("EAI_")}
+    print(f"gaierror {codes.get(e.errno, e.errno)}: {e.strerror}")
+    sys.exit(2)
+seen = []
+for *_, sockaddr in infos:
+    if sockaddr[0] not in seen:
+        seen.append(sockaddr[0])
+        print(sockaddr[0])
+"#;
+
 const SEND_EXPECT_CLOSE_PY: &str = r#"
 import socket, sys
 host, port, data = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
@@ -416,6 +500,18 @@ mod tests {
         let cmd = curl_status(&[], "http://a.example/", ca);
         assert!(!cmd.contains("--fail"), "{cmd}");
         assert!(cmd.contains("http status %{http_code}"), "{cmd}");
+    }
+
+    #[test]
+    fn dig_puts_options_after_its_defaults() {
+        let cmd = dig(Some("192.0.2.53"), "a.test.example", "AAAA", &["+tcp"]);
+        assert_eq!(
+            cmd,
+            "dig -r +tries=1 +time=5 '+noall' '+comments' '+answer' '+tcp' '@192.0.2.53' \
+             'a.test.example' 'AAAA'"
+        );
+        let cmd = dig_short(None, "x.test.example", "A", &[]);
+        assert_eq!(cmd, "dig -r +tries=1 +time=5 '+short' 'x.test.example' 'A'");
     }
 
     #[test]
