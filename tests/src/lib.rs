@@ -9,7 +9,9 @@
 //! CA made by the same [`certs::Authority`] the proxy uses. [`WardenRun`] runs `warden run` in
 //! the namespace and hands back its exit status, output and parsed audit log, which [`audit`]
 //! helps to query; [`clients`] has the real-client command lines to run under it; [`daemon`]
-//! runs `warden start`/`stop`/`status` on a [`TestCgroup`] instead. Every test in
+//! runs `warden start`/`stop`/`status` on a [`TestCgroup`] instead. DNS tests add a
+//! [`DnsServer`]: a real dnsmasq serving the `test.example` zone at the address the namespace's
+//! private `resolv.conf` names, with a log of every query that reached it. Every test in
 //! this crate, and every later one, is built from these pieces:
 //!
 //! ```no_run
@@ -31,6 +33,7 @@ pub mod audit;
 pub mod clients;
 pub mod daemon;
 pub mod decision;
+pub mod dns;
 pub mod netns;
 pub mod origins;
 pub mod process;
@@ -38,6 +41,7 @@ pub mod root;
 pub mod warden;
 
 pub use daemon::{Daemon, TestCgroup};
+pub use dns::DnsServer;
 pub use netns::Netns;
 pub use origins::{Origin, Origins, Service};
 pub use root::skip_unless_root;

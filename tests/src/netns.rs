@@ -3,15 +3,21 @@
 //! Origins listen on documentation addresses (RFC 5737 / RFC 3849) added to `lo` inside a
 //! namespace the test creates; the same addresses from the root namespace would be routed to the
 //! internet. Clients and warden run in there too, through [`Netns::command`], with a private
-//! hosts file that maps test names (`tls.example`, …) to those addresses. The namespace is
-//! deleted, and anything still running in it killed, when the [`Netns`] is dropped.
+//! hosts file that maps test names (`tls.example`, …) to those addresses, and a private
+//! `resolv.conf` whose nameserver is the test DNS server's address ([`RESOLV_CONF`]; the server
+//! itself is started by tests that need it, see [`crate::dns`]). The namespace is deleted, and
+//! anything still running in it killed, when the [`Netns`] is dropped.
 //!
 //! Commands enter with `nsenter --net` rather than `ip netns exec`, because the latter remounts
 //! `/sys` and so hides the cgroup2 mount warden needs; `unshare --mount` gives each command its
-//! own mount namespace in which the hosts file is bind-mounted over `/etc/hosts`.
+//! own mount namespace in which the two files are bind-mounted over `/etc/hosts` and
+//! `/etc/resolv.conf`. Lookups go through them as long as the machine's `/etc/nsswitch.conf` says
+//! `hosts: files dns` (Debian's and Ubuntu's default; `resolve`, systemd-resolved's NSS module,
+//! would ask the host's resolver over a Unix socket, outside the namespace).
 
 use std::ffi::OsStr;
 use std::fs::File;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,13 +31,17 @@ use nix::unistd::Pid;
 use crate::process;
 
 /// Addresses put on `lo` in every test namespace (`ip addr` syntax).
-pub const ADDRESSES: [&str; 6] = [
+pub const ADDRESSES: [&str; 8] = [
     "192.0.2.10/32",
     "198.51.100.10/32",
     "203.0.113.10/32",
     "192.0.2.20/32",
     "2001:db8::10/128",
     "2001:db8::20/128",
+    // The test DNS server's (crate::dns::SERVER_ADDRS). They also give getaddrinfo's
+    // AI_ADDRCONFIG the non-loopback address of each family it needs before it queries at all.
+    "192.0.2.53/32",
+    "2001:db8::53/128",
 ];
 
 /// The hosts file every command in a test namespace sees as `/etc/hosts`.
@@ -46,6 +56,23 @@ pub const HOSTS: &str = "\
 # A subdomain, for wildcard rules (`*.tls.example` allows it, not tls.example itself).
 192.0.2.10 sub.tls.example
 ";
+
+/// The `options` line of every resolv.conf [`Netns`] writes: a dead resolver fails a lookup in
+/// seconds (2 tries of 2 s), not the default 10 s or more.
+pub const RESOLV_OPTIONS: &str = "options timeout:2 attempts:2";
+
+/// The resolv.conf every command in a test namespace sees as `/etc/resolv.conf` until
+/// [`Netns::set_resolv_conf`] changes it: the test DNS server ([`crate::dns::SERVER_V4`]).
+/// Without a [`DnsServer`](crate::dns::DnsServer) running, lookups fail at once (connection
+/// refused on `lo`).
+pub const RESOLV_CONF: &str = "nameserver 192.0.2.53\noptions timeout:2 attempts:2\n";
+
+/// What [`Netns::command`] runs with `sh -c`, with the hosts file as `$0` and the resolv.conf as
+/// `$1`, before the command itself.
+const ENTER: &str = concat!(
+    r#"mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf"#,
+    r#" && shift && exec "$@""#
+);
 
 /// How long one `ip` invocation may take.
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +104,7 @@ impl Netns {
         // From here on, Drop cleans up whatever goes wrong.
         let netns = Netns { name, dir };
         std::fs::write(netns.hosts_path(), HOSTS)?;
+        netns.set_resolv_conf(RESOLV_CONF)?;
         netns.ip(&["link", "set", "lo", "up"])?;
         for addr in ADDRESSES {
             netns.add_addr(addr)?;
@@ -99,6 +127,26 @@ impl Netns {
         self.dir.path().join("hosts")
     }
 
+    /// The resolv.conf commands in the namespace see as `/etc/resolv.conf`.
+    pub fn resolv_conf_path(&self) -> PathBuf {
+        self.dir.path().join("resolv.conf")
+    }
+
+    /// Replaces what commands in the namespace read as `/etc/resolv.conf`. The file is rewritten
+    /// in place, so commands already running see it too (glibc rereads a changed resolv.conf
+    /// before its next lookup); change it while no lookup is in flight.
+    pub fn set_resolv_conf(&self, content: &str) -> anyhow::Result<()> {
+        let path = self.resolv_conf_path();
+        std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// [`Netns::set_resolv_conf`] with these nameservers, in order, and [`RESOLV_OPTIONS`]: e.g.
+    /// `127.0.0.53` or an address where nothing listens, to check that queries to any resolver
+    /// are caught.
+    pub fn set_nameservers(&self, servers: &[IpAddr]) -> anyhow::Result<()> {
+        self.set_resolv_conf(&resolv_conf(servers))
+    }
+
     /// Adds another address to `lo` (`ip addr` syntax, e.g. `192.0.2.30/32`); IPv6 addresses
     /// skip duplicate address detection so they can be bound at once.
     pub fn add_addr(&self, cidr: &str) -> anyhow::Result<()> {
@@ -117,7 +165,8 @@ impl Netns {
     }
 
     /// A command that runs `program args…` inside the namespace with the test hosts file as
-    /// `/etc/hosts`. More arguments, environment and stdio can be set on the result as usual.
+    /// `/etc/hosts` and the namespace's resolv.conf as `/etc/resolv.conf`. More arguments,
+    /// environment and stdio can be set on the result as usual.
     pub fn command<I, S>(&self, program: impl AsRef<OsStr>, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -126,8 +175,9 @@ impl Netns {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.path().display()))
             .args(["--", "unshare", "--mount", "--propagation", "private", "--"])
-            .args(["sh", "-c", r#"mount --bind "$0" /etc/hosts && exec "$@""#])
+            .args(["sh", "-c", ENTER])
             .arg(self.hosts_path())
+            .arg(self.resolv_conf_path())
             .arg(program)
             .args(args);
         cmd
@@ -180,6 +230,17 @@ fn remove(name: &str) {
     }
 }
 
+/// A resolv.conf naming `servers`, in order, with [`RESOLV_OPTIONS`].
+pub fn resolv_conf(servers: &[IpAddr]) -> String {
+    let mut content: String = servers
+        .iter()
+        .map(|s| format!("nameserver {s}\n"))
+        .collect();
+    content.push_str(RESOLV_OPTIONS);
+    content.push('\n');
+    content
+}
+
 fn pids(name: &str) -> Vec<Pid> {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "pids", name]);
@@ -197,4 +258,18 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     let mut cmd = Command::new("ip");
     cmd.args(args);
     process::run_ok(cmd, IP_TIMEOUT).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_resolv_conf_names_the_test_dns_server() {
+        assert_eq!(resolv_conf(&[crate::dns::SERVER_V4]), RESOLV_CONF);
+        for addr in crate::dns::SERVER_ADDRS {
+            let cidr = format!("{}/{}", addr.ip(), if addr.is_ipv4() { 32 } else { 128 });
+            assert!(ADDRESSES.contains(&cidr.as_str()), "{cidr} is not on lo");
+        }
+    }
 }
