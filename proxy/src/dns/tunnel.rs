@@ -1,1 +1,598 @@
-//! DNS tunnelling detection (placeholder, filled by the DNS issue work).
+//! DNS tunnelling detection: lookups whose names look like they carry data.
+//!
+//! A job that may not connect anywhere can still send data out through DNS: it looks up
+//! `<data>.t.attacker.example`, the recursive resolver forwards the question to the
+//! attacker's authoritative server, and the answer (often TXT) brings data back. Tools such as
+//! iodine, dnscat2 and DNSExfiltrator do exactly this. Their lookups stand out in shape, not in
+//! any one name, so [`TunnelDetector`] watches the stream of a session's lookups for:
+//!
+//! - a label of [`LONG_LABEL`] characters or more: tunnels fill labels towards the 63-octet
+//!   limit (RFC 1035 §2.3.4) to carry the most data per query, while names people and services
+//!   choose stay well under it;
+//! - a label that looks encoded: at least [`ENTROPY_MIN_LEN`] characters with Shannon entropy
+//!   of [`ENTROPY_BITS`] bits per character or more (random base32 reaches that from about 30
+//!   characters, words and hyphenated names stay near 3.5-3.9), or at least [`HEX_MIN_LEN`]
+//!   characters of hex digits mixing digits and letters (hex never reaches 4 bits, being a
+//!   16-letter alphabet), or bytes that are not host name characters (iodine's raw encoding);
+//! - a name of more than [`LONG_NAME`] characters: tunnels pack each query towards the
+//!   253-character limit, while the longest everyday names (cloud endpoints, reverse lookups
+//!   of IPv6 addresses) stay under about 100;
+//! - many different names under one domain: past [`MANY_NAMES`] distinct names below the same
+//!   domain (counted for every ancestor of two labels or more, so data spread over several
+//!   labels is counted too), that lookup and every later new one is suspicious;
+//! - a TXT or NULL lookup of a name no policy rule names: those are the types tunnels use to
+//!   carry data back, and CI tools rarely ask for them.
+//!
+//! Names under [`EXEMPT_ZONES`] are not judged by shape. Most are big cloud, CDN and CI
+//! providers' zones: data in a query name only reaches an attacker through an authoritative
+//! server the attacker runs, and these zones' servers belong to the provider. That keeps
+//! generated names such as Kubernetes load balancers (`a0123...-1234567890.elb.amazonaws.com`)
+//! and CDK asset buckets out of the log. The reverse-lookup zones are exempt because their
+//! names are addresses: a job that reverse-resolves its peers makes many distinct, long,
+//! digit-heavy names there. The TXT rule applies everywhere: a provider may let a customer
+//! publish TXT records, which is how data comes back in.
+//!
+//! Memory is bounded: at most [`MAX_DOMAINS`] domains are tracked (the one with the fewest
+//! names, least recently seen, is forgotten first), each remembering at most
+//! [`MAX_NAMES_PER_DOMAIN`] names as hashes; past that every name not remembered counts as new.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// The flag on `dns` records (and the summary) of lookups that look like tunnelling.
+pub const FLAG: &str = "dns-tunnel-suspected";
+
+/// A label this long or longer is suspicious on its own.
+pub const LONG_LABEL: usize = 50;
+/// Labels shorter than this are never judged by entropy: short strings have low entropy
+/// whatever they hold, and 12-character random labels look like CDN host names.
+pub const ENTROPY_MIN_LEN: usize = 24;
+/// Bits of Shannon entropy per character from which a label looks random.
+pub const ENTROPY_BITS: f64 = 4.0;
+/// An all-hex label (with digits and letters) this long or longer looks hex-encoded; 32 is
+/// an MD5 in hex, far longer than hex ids in everyday host names.
+pub const HEX_MIN_LEN: usize = 32;
+/// A name longer than this is suspicious on its own.
+pub const LONG_NAME: usize = 150;
+/// Distinct names under one domain above which every new one is suspicious. A CI job talks to
+/// a handful of hosts per domain (about 20 under githubusercontent.com at most).
+pub const MANY_NAMES: usize = 30;
+/// The most domains whose names are counted.
+pub const MAX_DOMAINS: usize = 4096;
+/// The most names remembered per domain; well past [`MANY_NAMES`], so this only bounds a
+/// domain that is already flagged.
+pub const MAX_NAMES_PER_DOMAIN: usize = 64;
+
+/// Zones whose names are not judged by shape (see the module docs): providers' zones, where
+/// names in lookups reach no attacker, and the reverse-lookup zones.
+pub const EXEMPT_ZONES: &[&str] = &[
+    "amazonaws.com",
+    "cloudfront.net",
+    "googleapis.com",
+    "windows.net",
+    "azure.com",
+    "azureedge.net",
+    "github.com",
+    "githubusercontent.com",
+    "docker.io",
+    "docker.com",
+    "cloudapp.net",
+    "in-addr.arpa",
+    "ip6.arpa",
+];
+
+/// What made a lookup look like tunnelling, in words for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspicion {
+    /// One line per signal, e.g. `label of 57 characters` or
+    /// `41 different names under t.example.com`.
+    pub evidence: Vec<String>,
+}
+
+/// Watches one session's lookups; see the module docs for the signals.
+#[derive(Debug, Default)]
+pub struct TunnelDetector {
+    domains: HashMap<String, Names>,
+    /// Counts observations, to tell which domain was seen least recently.
+    clock: u64,
+}
+
+/// The names seen below one domain.
+#[derive(Debug, Default)]
+struct Names {
+    hashes: HashSet<u64>,
+    /// Names not remembered because `hashes` was full.
+    beyond_cap: usize,
+    last_seen: u64,
+}
+
+impl Names {
+    fn count(&self) -> usize {
+        self.hashes.len() + self.beyond_cap
+    }
+
+    /// Records `below` (the part of a name left of this domain); true if it was new.
+    fn insert(&mut self, below: &str) -> bool {
+        let hash = hash(below);
+        if self.hashes.contains(&hash) {
+            return false;
+        }
+        if self.hashes.len() < MAX_NAMES_PER_DOMAIN {
+            self.hashes.insert(hash);
+        } else {
+            self.beyond_cap += 1;
+        }
+        true
+    }
+}
+
+impl TunnelDetector {
+    /// Judges one lookup of `name` (any case, trailing dot optional) for `qtype`; `known` says
+    /// whether a policy rule names it. Returns what looked like tunnelling, if anything.
+    pub fn observe(&mut self, name: &str, qtype: u16, known: bool) -> Option<Suspicion> {
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        let mut evidence = Vec::new();
+        if !in_exempt_zone(&name) {
+            evidence.extend(name.split('.').filter_map(label_evidence));
+            if name.len() > LONG_NAME {
+                evidence.push(format!("name of {} characters", name.len()));
+            }
+            evidence.extend(self.count_names(&name));
+        }
+        if !known && matches!(qtype, 10 | 16) {
+            let kind = if qtype == 16 { "TXT" } else { "NULL" };
+            evidence.push(format!("{kind} lookup of a name no rule names"));
+        }
+        (!evidence.is_empty()).then_some(Suspicion { evidence })
+    }
+
+    /// Counts `name` under each of its ancestors of two labels or more; evidence names the
+    /// nearest ancestor that now has too many names, if `name` is new there.
+    fn count_names(&mut self, name: &str) -> Option<String> {
+        self.clock += 1;
+        let mut found = None;
+        for (dot, _) in name.match_indices('.') {
+            let (below, domain) = (&name[..dot], &name[dot + 1..]);
+            if !domain.contains('.') {
+                break;
+            }
+            let clock = self.clock;
+            let names = self.domain(domain);
+            names.last_seen = clock;
+            if names.insert(below) && names.count() > MANY_NAMES && found.is_none() {
+                found = Some(format!("{} different names under {domain}", names.count()));
+            }
+        }
+        found
+    }
+
+    /// The entry for `domain`, making room for it if the table is full.
+    fn domain(&mut self, domain: &str) -> &mut Names {
+        if !self.domains.contains_key(domain) && self.domains.len() >= MAX_DOMAINS {
+            let victim = self
+                .domains
+                .iter()
+                .min_by_key(|(_, names)| (names.count(), names.last_seen))
+                .map(|(domain, _)| domain.clone());
+            if let Some(victim) = victim {
+                self.domains.remove(&victim);
+            }
+        }
+        self.domains.entry(domain.to_string()).or_default()
+    }
+}
+
+fn in_exempt_zone(name: &str) -> bool {
+    EXEMPT_ZONES.iter().any(|zone| {
+        name == *zone
+            || name
+                .strip_suffix(zone)
+                .is_some_and(|rest| rest.ends_with('.'))
+    })
+}
+
+/// Why `label` looks like encoded data, if it does.
+fn label_evidence(label: &str) -> Option<String> {
+    let len = label.len();
+    if len >= LONG_LABEL {
+        return Some(format!("label of {len} characters"));
+    }
+    // Labels reach this detector in sniff::dns's text form, where a byte that is not a letter,
+    // digit, '-', '_' or '*' is written as a \DDD escape.
+    if label.contains('\\') {
+        return Some(format!(
+            "label \"{label}\" holds bytes that are not host name characters"
+        ));
+    }
+    let bits = entropy(label);
+    if len >= ENTROPY_MIN_LEN && bits >= ENTROPY_BITS {
+        return Some(format!(
+            "label \"{label}\" ({len} characters) has {bits:.1} bits of entropy per character"
+        ));
+    }
+    let hex = label.bytes().all(|b| b.is_ascii_hexdigit());
+    let mixed =
+        label.bytes().any(|b| b.is_ascii_digit()) && label.bytes().any(|b| b.is_ascii_alphabetic());
+    if len >= HEX_MIN_LEN && hex && mixed {
+        return Some(format!(
+            "label \"{label}\" ({len} characters) looks hex-encoded"
+        ));
+    }
+    None
+}
+
+/// Shannon entropy of `text`'s bytes, in bits per byte.
+fn entropy(text: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for byte in text.bytes() {
+        counts[usize::from(byte)] += 1;
+    }
+    let len = text.len() as f64;
+    counts
+        .iter()
+        .filter(|&&count| count > 0)
+        .map(|&count| {
+            let p = f64::from(count) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// A fixed hash (SipHash with zero keys): names are remembered as 8 bytes, not as strings.
+fn hash(text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: u16 = 1;
+    const CNAME: u16 = 5;
+    const NULL: u16 = 10;
+    const PTR: u16 = 12;
+    const TXT: u16 = 16;
+    const AAAA: u16 = 28;
+    const SRV: u16 = 33;
+    const HTTPS: u16 = 65;
+
+    /// Deterministic random labels (xorshift64) in an alphabet.
+    struct Labels(u64);
+
+    impl Labels {
+        fn next(&mut self, alphabet: &[u8], len: usize) -> String {
+            (0..len)
+                .map(|_| {
+                    self.0 ^= self.0 << 13;
+                    self.0 ^= self.0 >> 7;
+                    self.0 ^= self.0 << 17;
+                    char::from(alphabet[(self.0 % alphabet.len() as u64) as usize])
+                })
+                .collect()
+        }
+    }
+
+    const BASE32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    const HEX: &[u8] = b"0123456789abcdef";
+
+    /// What a CI job on a hosted runner looks up: package registries, GitHub's and the
+    /// clouds' endpoints, with generated names among them. None of it may be flagged.
+    #[test]
+    fn everyday_ci_lookups_are_not_flagged() {
+        let mut lookups: Vec<(String, u16, bool)> = [
+            ("github.com", A, false),
+            ("github.com", AAAA, false),
+            ("api.github.com", A, false),
+            ("codeload.github.com", HTTPS, false),
+            ("ghcr.io", A, false),
+            ("pkg-containers.githubusercontent.com", A, false),
+            ("productionresultssa12.blob.core.windows.net", A, false),
+            ("pipelinesghubeus22.actions.githubusercontent.com", A, false),
+            ("d3k2jqx3tyrd7m.cloudfront.net", A, false),
+            ("registry-1.docker.io", A, false),
+            ("auth.docker.io", AAAA, false),
+            ("production.cloudflare.docker.com", A, false),
+            ("index.crates.io", HTTPS, false),
+            ("static.crates.io", A, false),
+            ("static.rust-lang.org", A, false),
+            ("files.pythonhosted.org", A, false),
+            ("pypi.org", HTTPS, false),
+            ("registry.npmjs.org", A, false),
+            ("registry.yarnpkg.com", AAAA, false),
+            ("proxy.golang.org", A, false),
+            ("sum.golang.org", A, false),
+            ("deb.debian.org", A, false),
+            ("_http._tcp.deb.debian.org", SRV, false),
+            ("azure.archive.ubuntu.com", A, false),
+            ("dl-cdn.alpinelinux.org", A, false),
+            ("ec2-54-12-34-56.compute-1.amazonaws.com", A, false),
+            ("s3.us-east-1.amazonaws.com", A, false),
+            ("123456789012.dkr.ecr.us-east-1.amazonaws.com", A, false),
+            (
+                "a0123456789abcdef0123456789abcde-1234567890.us-east-1.elb.amazonaws.com",
+                A,
+                false,
+            ),
+            (
+                "cdk-hnb659fds-assets-123456789012-us-east-1.s3.us-east-1.amazonaws.com",
+                A,
+                false,
+            ),
+            ("storage.googleapis.com", A, false),
+            (
+                "my-app-git-feature-very-long-branch-name-myteam.vercel.app",
+                A,
+                false,
+            ),
+            (
+                "e2e-tests-runner-20240101-abcdef12.preview.example.com",
+                A,
+                false,
+            ),
+            ("kubernetes-dashboard-staging.corp.example", AAAA, false),
+            ("_acme-challenge.ci.example.org", CNAME, false),
+            ("_acme-challenge.ci.example.org", TXT, true),
+            ("1.0.0.127.in-addr.arpa", PTR, false),
+            (
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+                PTR,
+                false,
+            ),
+            ("dns.google", HTTPS, false),
+            ("GitHub.com.", A, false),
+        ]
+        .into_iter()
+        .map(|(name, qtype, known)| (name.to_string(), qtype, known))
+        .collect();
+        // About 20 different hosts under githubusercontent.com, as a busy workflow uses.
+        for host in [
+            "objects",
+            "raw",
+            "avatars",
+            "media",
+            "camo",
+            "user-images",
+            "private-user-images",
+            "release-assets",
+            "github-releases",
+            "objects-origin",
+            "cloud",
+            "desktop",
+            "gist",
+            "favicons",
+            "repository-images",
+            "marketplace-screenshots",
+            "alive",
+            "results-receiver.actions",
+            "artifactcache.actions",
+            "vstoken.actions",
+        ] {
+            lookups.push((format!("{host}.githubusercontent.com"), A, false));
+            lookups.push((format!("{host}.githubusercontent.com"), AAAA, false));
+        }
+        let mut detector = TunnelDetector::default();
+        for (name, qtype, known) in &lookups {
+            assert_eq!(
+                detector.observe(name, *qtype, *known),
+                None,
+                "{name} {qtype}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoded_labels_are_flagged() {
+        let mut labels = Labels(0x7e57);
+        let iodine = format!(
+            "{}.{}.t.attacker.example",
+            labels.next(BASE32, 63),
+            labels.next(BASE32, 57)
+        );
+        let dnscat = format!(
+            "{}.{}.attacker.example",
+            labels.next(HEX, 62),
+            labels.next(HEX, 50)
+        );
+        let hex40 = format!("{}.attacker.example", labels.next(HEX, 40));
+        let b32 = format!("{}.attacker.example", labels.next(BASE32, 36));
+        let cases: [(&str, &str); 6] = [
+            (&iodine, "label of 63 characters"),
+            (&dnscat, "label of 62 characters"),
+            (&hex40, "(40 characters) looks hex-encoded"),
+            (&b32, "(36 characters) has 4."),
+            (
+                "a\\255b\\000.t.attacker.example",
+                "holds bytes that are not host name characters",
+            ),
+            (&["abcdefghijklmn"; 11].join("."), "name of 164 characters"),
+        ];
+        for (name, want) in cases {
+            let suspicion = TunnelDetector::default().observe(name, A, false);
+            let evidence = suspicion.map(|s| s.evidence.join("; ")).unwrap_or_default();
+            assert!(
+                evidence.contains(want),
+                "{name}: {evidence:?}, want {want:?}"
+            );
+        }
+        // The iodine name has two long labels, each its own line of evidence.
+        let both = TunnelDetector::default()
+            .observe(&iodine, A, false)
+            .unwrap();
+        assert_eq!(
+            both.evidence[..2],
+            ["label of 63 characters", "label of 57 characters"]
+        );
+    }
+
+    #[test]
+    fn a_burst_of_names_under_one_domain_is_flagged_from_the_threshold_on() {
+        let mut labels = Labels(0xb0a7);
+        let mut detector = TunnelDetector::default();
+        let names: Vec<String> = (0..100)
+            .map(|_| format!("{}.t.attacker.example", labels.next(BASE32, 12)))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let got = detector.observe(name, A, false);
+            if i < MANY_NAMES {
+                assert_eq!(got, None, "{i}: {name}");
+            } else {
+                let want = format!("{} different names under t.attacker.example", i + 1);
+                assert_eq!(got.map(|s| s.evidence), Some(vec![want]), "{i}");
+            }
+        }
+        // Asking again for a name already seen adds nothing new (for the names remembered:
+        // the first MAX_NAMES_PER_DOMAIN).
+        assert_eq!(detector.observe(&names[0], AAAA, false), None);
+        assert_eq!(detector.observe(&names[40], A, false), None);
+    }
+
+    #[test]
+    fn data_spread_over_several_short_labels_is_counted_higher_up() {
+        let mut labels = Labels(0x5b1d);
+        let mut detector = TunnelDetector::default();
+        let mut flagged = Vec::new();
+        for i in 0..40 {
+            let data: Vec<String> = (0..4).map(|_| labels.next(BASE32, 20)).collect();
+            let name = format!("{}.t.attacker.example", data.join("."));
+            if let Some(suspicion) = detector.observe(&name, A, false) {
+                flagged.push((i, suspicion.evidence));
+            }
+        }
+        assert_eq!(flagged.len(), 40 - MANY_NAMES, "{flagged:?}");
+        assert_eq!(
+            flagged[0],
+            (
+                30,
+                vec!["31 different names under t.attacker.example".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn txt_and_null_lookups_of_names_no_rule_names() {
+        let cases = [
+            (
+                "cmd.attacker.example",
+                TXT,
+                false,
+                Some("TXT lookup of a name no rule names"),
+            ),
+            (
+                "x.attacker.example",
+                NULL,
+                false,
+                Some("NULL lookup of a name no rule names"),
+            ),
+            ("_acme-challenge.ci.example.org", TXT, true, None),
+            (
+                "txt.s3.amazonaws.com",
+                TXT,
+                false,
+                Some("TXT lookup of a name no rule names"),
+            ),
+            ("cmd.attacker.example", A, false, None),
+            ("cmd.attacker.example", HTTPS, false, None),
+        ];
+        for (name, qtype, known, want) in cases {
+            let got = TunnelDetector::default().observe(name, qtype, known);
+            assert_eq!(
+                got.map(|s| s.evidence),
+                want.map(|w| vec![w.to_string()]),
+                "{name} {qtype}"
+            );
+        }
+    }
+
+    #[test]
+    fn near_misses_are_not_flagged() {
+        let mut labels = Labels(0x4ea7);
+        let cases = [
+            // 49 characters of words: one short of LONG_LABEL.
+            "continuous-integration-pipeline-artifacts-mirrors.corp.example".to_string(),
+            // Random, but shorter than ENTROPY_MIN_LEN.
+            format!("{}.attacker.example", labels.next(BASE32, 23)),
+            // Hex, but shorter than HEX_MIN_LEN; and 40 hex letters without a digit.
+            format!("{}.attacker.example", labels.next(HEX, 31)),
+            format!("{}.attacker.example", "abcdef".repeat(7)),
+            // 150 characters exactly.
+            format!("{}.abcdefg.example", ["abcdefghijklmn"; 9].join(".")),
+            // Long and random, but under a provider's zone.
+            format!("{}.s3.amazonaws.com", labels.next(BASE32, 63)),
+        ];
+        for name in &cases {
+            assert_eq!(
+                TunnelDetector::default().observe(name, A, false),
+                None,
+                "{name} ({})",
+                name.len()
+            );
+        }
+        assert_eq!(cases[0].split('.').next().unwrap().len(), LONG_LABEL - 1);
+        assert_eq!(cases[4].len(), LONG_NAME);
+        // MANY_NAMES different names under one domain, but not one more.
+        let mut detector = TunnelDetector::default();
+        for i in 0..MANY_NAMES {
+            assert_eq!(
+                detector.observe(&format!("svc{i}.corp.example"), A, false),
+                None
+            );
+        }
+        assert!(
+            detector
+                .observe("svc-extra.corp.example", A, false)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn exempt_zones_match_whole_labels() {
+        let cases = [
+            ("amazonaws.com", true),
+            ("s3.amazonaws.com", true),
+            ("x.1.168.192.in-addr.arpa", true),
+            ("notamazonaws.com", false),
+            ("amazonaws.com.attacker.example", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(in_exempt_zone(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_and_a_busy_domain_is_kept() {
+        let mut labels = Labels(0x3e3);
+        let mut detector = TunnelDetector::default();
+        // Start a tunnel, then bury it under many one-off domains.
+        for _ in 0..20 {
+            detector.observe(
+                &format!("{}.t.attacker.example", labels.next(BASE32, 12)),
+                A,
+                false,
+            );
+        }
+        for i in 0..2 * MAX_DOMAINS {
+            detector.observe(&format!("host.d{i}.example"), A, false);
+        }
+        assert!(detector.domains.len() <= MAX_DOMAINS);
+        let mut flagged = 0;
+        for _ in 0..20 {
+            let name = format!("{}.t.attacker.example", labels.next(BASE32, 12));
+            flagged += usize::from(detector.observe(&name, A, false).is_some());
+        }
+        assert_eq!(flagged, 40 - MANY_NAMES, "the tunnel's count survived");
+        // Far past the cap, names are counted, not stored.
+        for _ in 0..1000 {
+            detector.observe(
+                &format!("{}.t.attacker.example", labels.next(BASE32, 12)),
+                A,
+                false,
+            );
+        }
+        let names = &detector.domains["t.attacker.example"];
+        assert_eq!(names.hashes.len(), MAX_NAMES_PER_DOMAIN);
+        assert_eq!(names.count(), 1040);
+    }
+}
