@@ -1,6 +1,7 @@
 //! Real DNS traffic, dig asking dnsmasq on loopback (see `tests/data/dns/capture.py`): each
 //! query and answer read whole and prefix by prefix, answered locally, and unframed from TCP.
 
+mod common;
 mod dns_common;
 
 use dns_common::{TCP_CASE, UDP_CASES, dns_capture, dns_pair};
@@ -82,7 +83,7 @@ fn expected(case: &str) -> Expected {
             "txt.warden.test",
             "TXT",
             "NOERROR",
-            &[("txt.warden.test", "TXT", "v=spf1 -all", 60)][..],
+            &[("txt.warden.test", "TXT", "\"v=spf1 -all\"", 60)][..],
             &["txt.warden.test"][..],
             false,
         ),

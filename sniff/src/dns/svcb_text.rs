@@ -5,11 +5,9 @@
 //! unregistered keys `unknownN` instead of `keyN`. Audit records should read like `dig`, so the
 //! record is written here from hickory's decoded fields.
 
-use std::fmt::Write as _;
-
 use hickory_proto::rr::rdata::svcb::{Mandatory, SVCB, SvcParamKey, SvcParamValue, Unknown};
 
-use super::text::name_text;
+use super::text::{escaped, name_text};
 
 /// `svcb` as RFC 9460 presentation text: `1 . alpn=h2,h3 ipv4hint=192.0.2.1`.
 pub(crate) fn svcb_text(svcb: &SVCB) -> String {
@@ -46,11 +44,16 @@ fn value_text(value: &SvcParamValue) -> String {
         SvcParamValue::Mandatory(Mandatory(keys)) => {
             list(keys.iter().map(|key| key_text(*key)).collect())
         }
-        // RFC 9460 §7.1.1: a comma inside a protocol id is escaped.
+        // RFC 9460 §7.1.1: a comma inside a protocol id is escaped; so is a space, which would
+        // end the value.
         SvcParamValue::Alpn(alpn) => list(
             alpn.0
                 .iter()
-                .map(|id| escaped(id.as_bytes()).replace(',', "\\,"))
+                .map(|id| {
+                    escaped(id.as_bytes())
+                        .replace(',', "\\,")
+                        .replace(' ', "\\032")
+                })
                 .collect(),
         ),
         SvcParamValue::NoDefaultAlpn => String::new(),
@@ -61,24 +64,6 @@ fn value_text(value: &SvcParamValue) -> String {
         SvcParamValue::EchConfigList(ech) => ech.to_string(),
         SvcParamValue::Unknown(Unknown(bytes)) => format!("\"{}\"", escaped(bytes)),
     }
-}
-
-/// RFC 1035 §5.1 character-string escapes: `\"` and `\\`, `\DDD` outside printable ASCII.
-fn escaped(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        match byte {
-            b'"' | b'\\' => {
-                text.push('\\');
-                text.push(char::from(byte));
-            }
-            0x21..=0x7e => text.push(char::from(byte)),
-            _ => {
-                let _ = write!(text, "\\{byte:03}");
-            }
-        }
-    }
-    text
 }
 
 #[cfg(test)]
@@ -121,7 +106,7 @@ mod tests {
             (
                 SVCB::new(1, Name::root(), params),
                 "1 . mandatory=alpn,port alpn=h2,h3,a\\,b no-default-alpn port=8443 \
-                 ipv4hint=192.0.2.1,192.0.2.2 ipv6hint=2001:db8::1 key65280=\"x\\032\\\"y\\\"\"",
+                 ipv4hint=192.0.2.1,192.0.2.2 ipv6hint=2001:db8::1 key65280=\"x \\\"y\\\"\"",
             ),
             (
                 SVCB::new(0, Name::from_str("Pool.Example.NET.").unwrap(), vec![]),

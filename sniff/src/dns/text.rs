@@ -74,8 +74,9 @@ pub(crate) fn rcode_name(code: ResponseCode) -> String {
     name.to_string()
 }
 
-/// The presentation text of record data: the address for A and AAAA, the lowercase target for
-/// CNAME, RFC 9460's form for HTTPS and SVCB, hickory's presentation format otherwise.
+/// The presentation text of record data, as dig prints it: the address for A and AAAA, the
+/// lowercase target for CNAME, RFC 9460's form for HTTPS and SVCB, quoted strings for TXT,
+/// RFC 3597's generic form for NULL and unknown types, hickory's presentation format otherwise.
 pub(crate) fn rdata_text(data: &RData) -> String {
     match data {
         RData::A(a) => a.0.to_string(),
@@ -83,6 +84,16 @@ pub(crate) fn rdata_text(data: &RData) -> String {
         RData::CNAME(cname) => name_text(&cname.0),
         RData::HTTPS(https) => svcb_text(&https.0),
         RData::SVCB(svcb) => svcb_text(svcb),
+        // hickory runs the strings together ("ab" for "a" "b"); dig quotes each.
+        RData::TXT(txt) => {
+            let strings: Vec<String> = txt
+                .iter()
+                .map(|string| format!("\"{}\"", escaped(string)))
+                .collect();
+            strings.join(" ")
+        }
+        // hickory writes these as base64; dig and RFC 3597 §5 use the generic form.
+        RData::NULL(_) | RData::Unknown { .. } | RData::OPT(_) => generic_rdata(data),
         other => {
             let mut text = String::new();
             // Some hickory Display impls return an error (OPT has no presentation format);
@@ -108,6 +119,24 @@ fn generic_rdata(data: &RData) -> String {
     }
     for byte in bytes {
         let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
+/// RFC 1035 §5.1 character-string escapes: `\"` and `\\`, `\DDD` outside printable ASCII.
+pub(crate) fn escaped(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        match byte {
+            b'"' | b'\\' => {
+                text.push('\\');
+                text.push(char::from(byte));
+            }
+            0x20..=0x7e => text.push(char::from(byte)),
+            _ => {
+                let _ = write!(text, "\\{byte:03}");
+            }
+        }
     }
     text
 }
