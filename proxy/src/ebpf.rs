@@ -20,24 +20,31 @@ use aya::{
         HashMap, MapData, PerCpuArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
     },
-    programs::{CgroupAttachMode, TracePoint, links::FdLink, links::PinnedLink},
+    programs::{
+        CgroupAttachMode, CgroupSkbAttachType, TracePoint, links::FdLink, links::PinnedLink,
+    },
 };
 use redirect_ebpf::{
-    GLOBAL_BLOCK_UDP, GLOBAL_CGROUP_ID, GLOBAL_FORK_CHILD_PID_OFFSET, GLOBAL_NETNS_COOKIE,
-    GLOBAL_PROXY_PORT, MAP_LOST_EVENTS, MAP_ORIG_DST, MAP_PROC_EVENTS, MAP_UDP_ALLOW, OrigDst,
-    SockKey, UdpAllow,
+    GLOBAL_BLOCK_UDP, GLOBAL_CGROUP_ID, GLOBAL_DNS_PORT, GLOBAL_FORK_CHILD_PID_OFFSET,
+    GLOBAL_NETNS_COOKIE, GLOBAL_PROXY_PORT, MAP_DNS_PEER, MAP_LOST_EVENTS, MAP_ORIG_DST,
+    MAP_PROC_EVENTS, MAP_UDP_ALLOW, OrigDst, SockKey, UdpAllow,
 };
 
 use crate::{cgroup::JobCgroup, tracefs};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect-ebpf"));
 
-const CGROUP_PROGRAMS: [&str; 6] = [
+const CGROUP_PROGRAMS: [&str; 11] = [
     "warden_sock_create",
     "warden_connect4",
     "warden_connect6",
     "warden_sendmsg4",
     "warden_sendmsg6",
+    "warden_recvmsg4",
+    "warden_recvmsg6",
+    "warden_getpeername4",
+    "warden_getpeername6",
+    "warden_dns_egress",
     "warden_sock_ops",
 ];
 const TRACEPOINTS: [(&str, &str, &str); 5] = [
@@ -102,6 +109,8 @@ pub struct Settings {
     pub proxy_port: u16,
     /// Cookie of the network namespace the proxy listens in; connects from others are refused.
     pub netns_cookie: u64,
+    /// Port of Warden's resolver on 127.0.0.1 and [::1]; `None` leaves DNS alone (`--no-dns`).
+    pub dns_port: Option<u16>,
 }
 
 /// Where to pin the cgroup links so they outlive the process (block-mode daemons: a daemon that
@@ -196,20 +205,31 @@ impl Drop for Redirect {
     }
 }
 
-/// Attaches the redirect and process tracepoints to `cgroup`. Returns the attached object, the
-/// original-destination table the proxy reads, and the process event ring buffer.
+/// What userspace reads from the attached programs.
+pub struct Tables {
+    /// Original destinations of redirected TCP connects, by client address.
+    pub orig_dst: OrigDstTable,
+    /// The resolver each DNS query was sent to (and who sent it), by the query's source address.
+    pub dns_peers: OrigDstTable,
+    /// Process lifecycle events.
+    pub events: RingBuf<MapData>,
+}
+
+/// Attaches the redirect and process tracepoints to `cgroup`. Returns the attached object and
+/// the tables the proxy, the resolver and the process table read.
 pub fn attach(
     cgroup: &JobCgroup,
     settings: Settings,
     udp: &UdpSettings,
     pin: Option<&Path>,
-) -> Result<(Redirect, OrigDstTable, RingBuf<MapData>), Error> {
+) -> Result<(Redirect, Tables), Error> {
     tracefs::ensure_mounted()?;
     let fork_offset = tracefs::fork_child_pid_offset()?;
     let id = cgroup.id();
     let mut ebpf = EbpfLoader::new()
         .override_global(GLOBAL_PROXY_PORT, &settings.proxy_port, true)
         .override_global(GLOBAL_NETNS_COOKIE, &settings.netns_cookie, true)
+        .override_global(GLOBAL_DNS_PORT, &settings.dns_port.unwrap_or(0), true)
         .override_global(GLOBAL_CGROUP_ID, &id, true)
         .override_global(GLOBAL_BLOCK_UDP, &u8::from(udp.block), true)
         .override_global(GLOBAL_FORK_CHILD_PID_OFFSET, &fork_offset, true)
@@ -260,6 +280,7 @@ pub fn attach(
     }
 
     let orig_dst: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_ORIG_DST)?;
+    let dns_peers: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_DNS_PEER)?;
     let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_PROC_EVENTS)?;
     let lost_events: PerCpuArray<MapData, u64> = take_map(&mut ebpf, MAP_LOST_EVENTS)?;
     Ok((
@@ -272,8 +293,11 @@ pub fn attach(
             cgroup_id: cgroup.id(),
             cgroup_path: cgroup.path().to_path_buf(),
         },
-        OrigDstTable(Mutex::new(orig_dst)),
-        events,
+        Tables {
+            orig_dst: OrigDstTable(Mutex::new(orig_dst)),
+            dns_peers: OrigDstTable(Mutex::new(dns_peers)),
+            events,
+        },
     ))
 }
 
@@ -320,11 +344,11 @@ fn attach_one(ebpf: &mut Ebpf, name: &'static str, cgroup: &File) -> Result<(u32
     let mode = CgroupAttachMode::Single;
     // The three program types share no trait for load/attach/take_link, hence the macro.
     macro_rules! attach {
-        ($p:expr) => {{
+        ($p:expr $(, $kind:expr)?) => {{
             if $p.fd().is_err() {
                 $p.load().map_err(err)?;
             }
-            let id = $p.attach(cgroup, mode).map_err(err)?;
+            let id = $p.attach(cgroup, $($kind,)? mode).map_err(err)?;
             let link = $p.take_link(id).map_err(err)?;
             Ok((
                 $p.info().map_err(err)?.id(),
@@ -336,6 +360,7 @@ fn attach_one(ebpf: &mut Ebpf, name: &'static str, cgroup: &File) -> Result<(u32
         aya::programs::Program::CgroupSockAddr(p) => attach!(p),
         aya::programs::Program::CgroupSock(p) => attach!(p),
         aya::programs::Program::SockOps(p) => attach!(p),
+        aya::programs::Program::CgroupSkb(p) => attach!(p, CgroupSkbAttachType::Egress),
         _ => Err(Error::Map {
             name,
             detail: "unexpected program type".into(),
@@ -429,7 +454,8 @@ pub struct Original {
 pub struct OrigDstTable(Mutex<HashMap<MapData, SockKey, OrigDst>>);
 
 impl OrigDstTable {
-    /// Looks up (and forgets) the connection whose client end is `peer`, as accepted by the proxy.
+    /// Looks up (and forgets) the connection (or DNS query) whose client end is `peer`, as the
+    /// proxy accepted it (or the resolver received it).
     pub fn take(&self, peer: SocketAddr) -> Option<Original> {
         let key = SockKey {
             addr: to_mapped(peer.ip()).octets(),
@@ -440,6 +466,20 @@ impl OrigDstTable {
         let value = map.get(&key, 0).ok()?;
         let _ = map.remove(&key);
         Some(original_from(&value))
+    }
+}
+
+impl OrigDstTable {
+    /// Looks up, without forgetting, the entry for `peer` (DNS: a socket may send several
+    /// queries from one port, each refreshing the entry as it leaves).
+    pub fn get(&self, peer: SocketAddr) -> Option<Original> {
+        let key = SockKey {
+            addr: to_mapped(peer.ip()).octets(),
+            port: peer.port(),
+            _pad: [0; 6],
+        };
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&key, 0).ok().map(|v| original_from(&v))
     }
 }
 

@@ -6,7 +6,7 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use proxy::{
     config::{self, PolicyFlags},
-    daemon,
+    daemon, dns,
     policy::Mode,
     run::{self, RunOptions},
 };
@@ -56,6 +56,38 @@ impl PolicyArgs {
     }
 }
 
+/// Warden's resolver: on unless `--no-dns`.
+#[derive(Debug, Args)]
+struct DnsArgs {
+    /// Leave DNS alone: lookups are neither seen, recorded nor policed (not recommended; a
+    /// warning says so). Without it every port-53 query of the job goes through Warden.
+    #[arg(long)]
+    no_dns: bool,
+    /// Forward the job's lookups to these servers (ADDR, ADDR:PORT or [V6]:PORT; repeatable or
+    /// comma-separated) instead of the machine's resolvers.
+    #[arg(long, value_name = "ADDR")]
+    dns_upstream: Vec<String>,
+}
+
+impl DnsArgs {
+    /// The DNS layer's options (`None`: off), or what is wrong with `--dns-upstream`.
+    fn options(&self) -> Result<Option<dns::Options>, Vec<String>> {
+        if self.no_dns {
+            if !self.dns_upstream.is_empty() {
+                return Err(vec!["--dns-upstream cannot be used with --no-dns".into()]);
+            }
+            eprintln!("warden: --no-dns: the job's DNS lookups are not seen, recorded or policed");
+            return Ok(None);
+        }
+        let upstreams = if self.dns_upstream.is_empty() {
+            None
+        } else {
+            Some(dns::Upstreams::parse(&self.dns_upstream).map_err(|e| vec![e.to_string()])?)
+        };
+        Ok(Some(dns::Options { upstreams }))
+    }
+}
+
 /// What `start` (and the daemon it spawns) take.
 #[derive(Debug, Args)]
 struct StartArgs {
@@ -68,6 +100,8 @@ struct StartArgs {
     audit_log: Option<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    dns: DnsArgs,
 }
 
 impl StartArgs {
@@ -81,6 +115,7 @@ impl StartArgs {
                 .as_ref()
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             policy: config::policy(&self.policy.flags(true))?.into(),
+            dns: self.dns.options()?,
         })
     }
 }
@@ -96,6 +131,8 @@ enum Command {
         audit_log: Option<PathBuf>,
         #[command(flatten)]
         policy: PolicyArgs,
+        #[command(flatten)]
+        dns: DnsArgs,
         /// Exit 3 when the command succeeded but a connection was blocked.
         #[arg(long)]
         fail_on_blocked: bool,
@@ -198,14 +235,18 @@ fn main() -> ExitCode {
         Command::Run {
             audit_log,
             policy,
+            dns,
             fail_on_blocked,
             cmd,
         } => {
             init_tracing();
-            match config::policy(&policy.flags(false)) {
-                Ok(policy) => run::run(RunOptions {
+            let options = config::policy(&policy.flags(false))
+                .and_then(|policy| Ok((policy, dns.options()?)));
+            match options {
+                Ok((policy, dns)) => run::run(RunOptions {
                     audit_log,
                     policy: policy.into(),
+                    dns,
                     fail_on_blocked,
                     cmd,
                 }),

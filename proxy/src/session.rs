@@ -12,8 +12,9 @@ use std::{sync::Arc, time::Duration};
 use tokio::task::JoinHandle;
 
 use crate::{
-    audit::{AuditLog, Enforcement, Kind, Record},
+    audit::{AuditLog, DnsLayer, Enforcement, Kind, Record},
     cgroup::JobCgroup,
+    dns,
     ebpf::{self, Settings},
     policy::{Mode, Policy},
     process::ProcessTracker,
@@ -26,6 +27,9 @@ pub enum Error {
     /// eBPF setup failed.
     #[error(transparent)]
     Ebpf(#[from] ebpf::Error),
+    /// The machine's resolvers could not be found.
+    #[error(transparent)]
+    Dns(#[from] dns::upstream::Error),
     /// Something else failed.
     #[error("{what}: {source}")]
     Io {
@@ -58,6 +62,9 @@ pub struct Session {
     /// The process table.
     pub processes: Arc<ProcessTracker>,
     serving: JoinHandle<()>,
+    /// Stops the resolver (after the connections: DNS over TCP goes through the proxy).
+    dns_stop: tokio::sync::watch::Sender<bool>,
+    dns_serving: Option<JoinHandle<()>>,
     handle: EnforcementHandle,
 }
 
@@ -70,31 +77,75 @@ impl Session {
         policy: Arc<Policy>,
         log: Arc<AuditLog>,
         pin: Option<&std::path::Path>,
+        dns: Option<dns::Options>,
     ) -> Result<Session, Error> {
         let listeners = Listeners::bind(0).await.map_err(io("bind proxy"))?;
         let port = listeners.port();
+        // The machine's resolvers are read once, before the job runs and can change them.
+        let dns = match dns {
+            Some(opts) => {
+                let upstreams = match opts.upstreams {
+                    Some(u) => u,
+                    None => dns::Upstreams::from_system()?,
+                };
+                let sockets = dns::server::Listeners::bind()
+                    .await
+                    .map_err(io("bind the DNS resolver"))?;
+                Some((upstreams, sockets))
+            }
+            None => None,
+        };
         let settings = Settings {
             proxy_port: port,
             netns_cookie: listeners
                 .netns_cookie()
                 .map_err(io("read the network namespace cookie"))?,
+            dns_port: dns.as_ref().map(|(_, sockets)| sockets.port()),
         };
-        // The machine's resolvers, as configured before the job runs; DNS to them stays open in
-        // block mode (loopback stubs such as 127.0.0.53 are never hooked).
-        let resolvers =
-            crate::udp::resolvers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        // Without the DNS layer, DNS to the machine's resolvers stays open in block mode
+        // (loopback stubs such as 127.0.0.53 are then never hooked).
+        let resolvers = match dns {
+            Some(_) => Vec::new(),
+            None => crate::udp::resolvers(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        };
         let udp = ebpf::UdpSettings {
             block: policy.mode() == Mode::Block,
             allow: crate::udp::allow_entries(&policy, &resolvers),
         };
-        let (redirect, orig_dst, events) = ebpf::attach(&cgroup, settings, &udp, pin)?;
-        let processes = ProcessTracker::new(events).map_err(io("process events"))?;
+        let (redirect, tables) = ebpf::attach(&cgroup, settings, &udp, pin)?;
+        let processes = ProcessTracker::new(tables.events).map_err(io("process events"))?;
         tokio::spawn(processes.clone().run());
+        let (dns_stop, _) = tokio::sync::watch::channel(false);
+        let (resolver, dns_info, dns_serving) = match dns {
+            Some((upstreams, sockets)) => {
+                let info = DnsLayer {
+                    resolver: format!("127.0.0.1:{}", sockets.port()),
+                    upstreams: upstreams
+                        .servers()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                };
+                let resolver = Arc::new(dns::Dns::new(
+                    policy.clone(),
+                    log.clone(),
+                    Some(processes.clone()),
+                    Some(tables.dns_peers),
+                    upstreams,
+                ));
+                let serving = tokio::spawn(sockets.serve(resolver.clone(), dns_stop.subscribe()));
+                (Some(resolver), Some(info), Some(serving))
+            }
+            None => (None, None, None),
+        };
         let ctx = Context::new(
             log.clone(),
             Some(processes.clone()),
-            Some(orig_dst),
+            Some(tables.orig_dst),
             policy.clone(),
+            resolver,
         );
         let serving = tokio::spawn(listeners.serve(ctx.clone()));
         let info = Enforcement {
@@ -106,6 +157,7 @@ impl Session {
             cgroup: cgroup.path().display().to_string(),
             programs: redirect.program_ids().to_vec(),
             proxy: Some(format!("127.0.0.1:{port}")),
+            dns: dns_info,
             lost_process_events: None,
         };
         let mut start = Record::new(Kind::Enforcement);
@@ -117,6 +169,8 @@ impl Session {
             ctx,
             processes,
             serving,
+            dns_stop,
+            dns_serving,
             handle: EnforcementHandle {
                 redirect: Some(redirect),
                 cgroup: Some(cgroup),
@@ -167,6 +221,11 @@ impl Session {
         if left > 0 {
             tracing::error!(left, "connection handlers did not finish");
         }
+        // Queries in flight get a moment to be answered and recorded.
+        self.dns_stop.send_replace(true);
+        if let Some(serving) = self.dns_serving {
+            let _ = serving.await;
+        }
         for flow in self.processes.take_udp_flows() {
             ctx.log.write(&flow.record(&ctx.policy));
         }
@@ -213,6 +272,7 @@ impl Drop for EnforcementHandle {
         stop.enforcement = Some(Enforcement {
             event: "stop",
             proxy: None,
+            dns: None,
             lost_process_events: (lost > 0).then_some(lost),
             ..self.info.clone()
         });

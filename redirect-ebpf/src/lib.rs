@@ -15,6 +15,13 @@ pub const AF_INET: u16 = 2;
 /// IPv6 address family.
 pub const AF_INET6: u16 = 10;
 
+/// Global: port (host byte order) of Warden's DNS resolver on 127.0.0.1 and [::1]; 0 turns the
+/// DNS redirect off (`--no-dns`).
+pub const GLOBAL_DNS_PORT: &str = "DNS_PORT";
+/// Name of the map from a DNS client's address (as Warden's resolver sees the query come from)
+/// to the resolver it asked and the process that asked ([`OrigDst`], keyed by [`SockKey`]).
+pub const MAP_DNS_PEER: &str = "DNS_PEER";
+
 /// Name of the map from client address to original destination (see [`SockKey`]).
 pub const MAP_ORIG_DST: &str = "ORIG_DST";
 /// Name of the ring buffer carrying [`ProcEvent`]s.

@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod dns;
 mod proctrack;
 mod redirect;
 mod sockets;
@@ -22,6 +23,8 @@ use redirect_ebpf::{ArgvBuf, OrigDst, SockKey};
 // fold the placeholder values into the code.
 #[unsafe(no_mangle)]
 static PROXY_PORT: u16 = 0;
+#[unsafe(no_mangle)]
+static DNS_PORT: u16 = 0;
 #[unsafe(no_mangle)]
 static CGROUP_ID: u64 = 0;
 #[unsafe(no_mangle)]

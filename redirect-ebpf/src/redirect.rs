@@ -20,7 +20,7 @@ use core::ptr::read_volatile;
 
 use redirect_ebpf::{AF_INET, AF_INET6, OrigDst, SockKey};
 
-use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, global, udp};
+use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, dns, global, udp};
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
@@ -42,7 +42,16 @@ pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
     // SAFETY: the kernel hands us a valid bpf_sock_addr for the duration of the program.
     let sa = unsafe { &mut *ctx.sock_addr };
     let ip = sa.user_ip4.to_ne_bytes();
-    if ip[0] == 127 || ip == [0, 0, 0, 0] {
+    let dns = port_of(sa) == dns::PORT && dns::enabled();
+    if dns && sa.type_ == SOCK_DGRAM {
+        if foreign_netns(&ctx) {
+            return DENY;
+        }
+        dns::redirect(&ctx, sa, mapped(ip), AF_INET);
+        return ALLOW;
+    }
+    // DNS over TCP is redirected even to a loopback resolver (a stub such as 127.0.0.53).
+    if !dns && (ip[0] == 127 || ip == [0, 0, 0, 0]) {
         return ALLOW;
     }
     if sa.type_ == SOCK_DGRAM {
@@ -65,7 +74,15 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
     // SAFETY: as above.
     let sa = unsafe { &mut *ctx.sock_addr };
     let (addr, v4_mapped, local) = read_ip6(sa);
-    if local {
+    let dns = port_of(sa) == dns::PORT && dns::enabled();
+    if dns && sa.type_ == SOCK_DGRAM {
+        if foreign_netns(&ctx) {
+            return DENY;
+        }
+        dns::redirect(&ctx, sa, addr, AF_INET6);
+        return ALLOW;
+    }
+    if local && !dns {
         return ALLOW;
     }
     if sa.type_ == SOCK_DGRAM {
@@ -96,8 +113,15 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg4)]
 pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
     // SAFETY: as above.
-    let sa = unsafe { &*ctx.sock_addr };
+    let sa = unsafe { &mut *ctx.sock_addr };
     let ip = sa.user_ip4.to_ne_bytes();
+    if port_of(sa) == dns::PORT && dns::enabled() {
+        if foreign_netns(&ctx) {
+            return DENY;
+        }
+        dns::redirect(&ctx, sa, mapped(ip), AF_INET);
+        return ALLOW;
+    }
     if ip[0] == 127 || ip == [0, 0, 0, 0] {
         return ALLOW;
     }
@@ -107,8 +131,15 @@ pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn warden_sendmsg6(ctx: SockAddrContext) -> i32 {
     // SAFETY: as above.
-    let sa = unsafe { &*ctx.sock_addr };
+    let sa = unsafe { &mut *ctx.sock_addr };
     let (addr, _, local) = read_ip6(sa);
+    if port_of(sa) == dns::PORT && dns::enabled() {
+        if foreign_netns(&ctx) {
+            return DENY;
+        }
+        dns::redirect(&ctx, sa, addr, AF_INET6);
+        return ALLOW;
+    }
     if local {
         return ALLOW;
     }

@@ -1,5 +1,6 @@
-//! UDP other than DNS: one event per flow (socket × destination); QUIC (port 443) refused with
-//! `EPERM` in both modes, and the rest in block mode unless an address rule allows it.
+//! UDP other than DNS: one event per flow (socket × destination); QUIC (port 443) and DNS over
+//! QUIC (853) refused with `EPERM` in both modes, and the rest in block mode unless an address
+//! rule allows it.
 //!
 //! Called from connect4/6 (connected sockets) and sendmsg4/6 (each unconnected datagram). The
 //! flow map only remembers which flows were reported; the decision is an LPM-trie lookup that
@@ -28,6 +29,8 @@ const DNS_PORT: u16 = 53;
 /// QUIC's port. HTTP/3 is refused in both modes so clients fall back to TCP, where Warden can see
 /// the name; the refusal is reported like any other flow.
 const QUIC_PORT: u16 = 443;
+/// DNS over QUIC (RFC 9250) and DTLS: lookups Warden cannot see, refused in both modes.
+const DOQ_PORT: u16 = 853;
 
 /// How a UDP destination reached the hook.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,10 +47,10 @@ pub enum Via {
 #[inline(always)]
 pub fn check(ctx: &SockAddrContext, addr: [u8; 16], port: u16, via: Via) -> bool {
     let block = global(&BLOCK_UDP) != 0;
-    let allowed = port != QUIC_PORT && (!block || allowed_by_rule(addr, port));
-    // DNS is left alone until Warden has its own resolver (issue #5), except that block mode
-    // keeps it to the configured resolvers (userspace adds them to the allow-list), so port 53
-    // cannot carry a tunnel anywhere else. Allowed DNS is not reported.
+    let allowed = port != QUIC_PORT && port != DOQ_PORT && (!block || allowed_by_rule(addr, port));
+    // Port 53 only gets here with the DNS layer off (`--no-dns`; otherwise `dns.rs` redirects
+    // it): block mode then keeps it to the configured resolvers (userspace adds them to the
+    // allow-list), so port 53 cannot carry a tunnel anywhere else. Allowed DNS is not reported.
     if via == Via::Connect || (port == DNS_PORT && allowed) {
         return allowed;
     }

@@ -18,8 +18,8 @@ use std::{
 };
 
 pub use record::{
-    Bytes, Decision, Dst, Enforcement, Http, Kind, Process, Record, SCHEMA_VERSION, Tls,
-    now_rfc3339,
+    Bytes, Decision, Dns, DnsLayer, Dst, Enforcement, Http, Kind, Process, Record, SCHEMA_VERSION,
+    Tls, now_rfc3339,
 };
 
 use crate::summary::Summary;

@@ -14,6 +14,8 @@ pub enum Kind {
     Connection,
     /// One UDP flow (a socket sending to one destination), written at the end of the run.
     Udp,
+    /// One DNS query and its answer, written when it is answered.
+    Dns,
     /// Enforcement started or stopped.
     Enforcement,
 }
@@ -54,6 +56,9 @@ pub struct Record {
     /// What the HTTP request head said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<Http>,
+    /// The DNS query and answer (kind `dns` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
     /// The decision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
@@ -86,6 +91,7 @@ impl Record {
             dst: None,
             tls: None,
             http: None,
+            dns: None,
             decision: None,
             rule: None,
             reason: None,
@@ -154,6 +160,24 @@ pub struct Http {
     pub url: String,
 }
 
+/// A DNS lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dns {
+    /// The name asked for, lowercase, without the trailing dot.
+    pub qname: String,
+    /// The record type asked for (`A`, `AAAA`, `HTTPS`, ...).
+    pub qtype: String,
+    /// The answer's response code (`NOERROR`, `NXDOMAIN`, ...), as the client got it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// The answer section: A, AAAA, CNAME chain and other records.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<sniff::dns::AnswerRecord>,
+    /// The resolver Warden asked (absent when Warden answered itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
 /// Bytes relayed in each direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Bytes {
@@ -177,9 +201,21 @@ pub struct Enforcement {
     /// Where the proxy listened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// Warden's resolver (absent: `--no-dns`, lookups neither seen nor policed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsLayer>,
     /// Process events the kernel dropped (stop only; absent when none were lost).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_process_events: Option<u64>,
+}
+
+/// Where Warden's resolver listens and where it forwards.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsLayer {
+    /// The resolver's address (127.0.0.1 and [::1] on this port).
+    pub resolver: String,
+    /// The upstream servers, in order.
+    pub upstreams: Vec<String>,
 }
 
 /// Now, RFC 3339 UTC with millisecond precision.

@@ -39,6 +39,7 @@ pub(super) fn record_loss(st: &state::State) {
         cgroup: st.cgroup.clone(),
         programs: Vec::new(),
         proxy: None,
+        dns: None,
         lost_process_events: None,
     };
     let mut lost = Record::new(Kind::Enforcement);

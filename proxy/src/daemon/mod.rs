@@ -53,6 +53,8 @@ pub struct StartOptions {
     pub audit_log: Option<PathBuf>,
     /// The policy.
     pub policy: Arc<Policy>,
+    /// Warden's resolver (`None`: `--no-dns`).
+    pub dns: Option<crate::dns::Options>,
 }
 
 /// `warden start`: spawns the daemon with `args` (the command line after `start`) and waits for
@@ -208,9 +210,15 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
     if let Some(dir) = &pin {
         let _ = crate::ebpf::unpin_dir(dir);
     }
-    let session = Session::start(cgroup, opts.policy.clone(), log.clone(), pin.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let session = Session::start(
+        cgroup,
+        opts.policy.clone(),
+        log.clone(),
+        pin.as_deref(),
+        opts.dns.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let socket = state::socket(&dir);
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;

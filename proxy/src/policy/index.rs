@@ -70,6 +70,19 @@ impl Index {
             .find_map(|(dot, _)| self.wildcard.get(&name[dot + 1..])?.get(&port).copied())
     }
 
+    /// The position of the most specific rule naming `name` on any port (the first of equals):
+    /// what DNS asks, since a lookup does not say which port will follow.
+    pub(super) fn name_any_port(&self, name: &str) -> Option<usize> {
+        let first = |ports: &HashMap<u16, usize>| ports.values().min().copied();
+        let name = normalize_name(name);
+        if let Some(i) = self.exact.get(&*name).and_then(first) {
+            return Some(i);
+        }
+        name.match_indices('.')
+            .filter(|&(dot, _)| dot > 0)
+            .find_map(|(dot, _)| first(self.wildcard.get(&name[dot + 1..])?))
+    }
+
     /// The position of the rule allowing `ip:port`, if any.
     pub(super) fn ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
         match ip.to_canonical() {

@@ -143,6 +143,13 @@ impl Policy {
         self.index.name(name, port).map(|i| &self.endpoints[i])
     }
 
+    /// The name rule that names `name` on some port, if any (exact over wildcard, closer
+    /// wildcard over wider). What DNS asks: a name no rule names may not even be resolved in
+    /// block mode, whatever port would follow.
+    pub fn name_rule_any_port(&self, name: &str) -> Option<&Endpoint> {
+        self.index.name_any_port(name).map(|i| &self.endpoints[i])
+    }
+
     /// The IP/CIDR rule allowing `ip:port` over `proto`, if any. Address rules allow TCP and UDP
     /// alike, so `proto` does not change the answer today; v4-mapped IPv6 addresses are matched
     /// as IPv4. The longest prefix wins.

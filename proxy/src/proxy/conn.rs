@@ -51,6 +51,26 @@ pub async fn handle(ctx: Arc<Context>, client: TcpStream, peer: SocketAddr) {
         return;
     };
     rec.origin(&orig);
+    if let Some(dns) = ctx.dns.clone() {
+        match orig.dst.port() {
+            DNS_PORT => {
+                rec.decided(&dns_stream());
+                let (up, down) = crate::dns::server::serve_tcp(&dns, client, &orig).await;
+                rec.counters.up.fetch_add(up, Ordering::Relaxed);
+                rec.counters.down.fetch_add(down, Ordering::Relaxed);
+                rec.completed = true;
+                return;
+            }
+            DOT_PORT => {
+                rec.flag("dns-over-tls");
+                rec.decided(&dns_over_tls());
+                reset(client);
+                rec.completed = true;
+                return;
+            }
+            _ => {}
+        }
+    }
     let span = tracing::info_span!(
         "connection",
         dst.ip = %orig.dst.ip(),
@@ -124,8 +144,11 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             return;
         }
     };
-    let decision = enforce::decide(ctx, orig.dst, &claimed).await;
+    let (decision, job_name) = enforce::decide(ctx, orig.dst, &claimed).await;
     rec.decided(&decision);
+    if let Some(name) = job_name {
+        rec.dst_name(name);
+    }
     if decision.verdict == PolicyVerdict::Blocked {
         enforce::block(client, &claimed, orig.dst, &decision).await;
         return;
@@ -168,6 +191,36 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
     if let Err(e) = relay::relay(&mut client, &mut upstream, &rec.counters, requests.as_mut()).await
     {
         ended_with_error(rec, client, upstream, &e);
+    }
+}
+
+/// DNS over TCP.
+const DNS_PORT: u16 = 53;
+/// DNS over TLS (RFC 7858).
+const DOT_PORT: u16 = 853;
+
+/// A DNS-over-TCP connection: Warden's resolver answers it, one `dns` record per query.
+fn dns_stream() -> crate::policy::Decision {
+    crate::policy::Decision {
+        verdict: PolicyVerdict::Allowed,
+        rule: None,
+        reason: "DNS over TCP, answered by Warden's resolver (one dns record per query)".into(),
+        flags: vec!["dns"],
+        suggestion: None,
+    }
+}
+
+/// DNS over TLS hides every lookup from Warden: refused in every mode, like QUIC; clients fall
+/// back to port 53.
+fn dns_over_tls() -> crate::policy::Decision {
+    crate::policy::Decision {
+        verdict: PolicyVerdict::Blocked,
+        rule: None,
+        reason: "DNS over TLS (TCP port 853) is refused in every mode: Warden could not see the \
+                 lookups; clients fall back to port 53"
+            .into(),
+        flags: vec![],
+        suggestion: None,
     }
 }
 

@@ -2,25 +2,48 @@
 //! name resolve to this address? which allowed names does the address belong to?), ask it, and
 //! refuse what it blocks the way the client will understand.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream};
 
 use super::{Context, conn::reset, guard::Claimed};
-use crate::policy::{Connection, Decision, Proto};
+use crate::{
+    dns::doh,
+    policy::{Connection, Decision, Host, Mode, Policy, Proto, Verdict},
+};
 
 /// How long a blocked HTTP client gets to read its 403 before the connection closes.
 const BLOCK_LINGER: Duration = Duration::from_secs(1);
 
-/// The policy's decision for a TCP connection to `dst` that claimed `claimed`.
-pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decision {
+/// The policy's decision for a TCP connection to `dst` that claimed `claimed`, and for a
+/// connection without a usable name, the name the job resolved its address from (for the
+/// record's `dst.name`).
+pub async fn decide(
+    ctx: &Context,
+    dst: SocketAddr,
+    claimed: &Claimed,
+) -> (Decision, Option<String>) {
     let (ip, port) = (dst.ip().to_canonical(), dst.port());
     let policy = &ctx.policy;
+    let dns = ctx.dns.as_deref();
     let name = claimed.name.as_deref().filter(|_| !claimed.ech);
-    // Anti-spoofing: a name only counts if the destination is one of its addresses.
+    // Anti-spoofing: a name only counts if the destination is one of its addresses: one the job
+    // itself was given for it, or, for a name the job never looked up, what it resolves to now.
     let name_resolves_to_ip = match name {
-        Some(n) if policy.name_rule(n, port).is_some() => ctx.resolver.resolves_to(n, ip).await,
+        Some(n) if policy.name_rule(n, port).is_some() => {
+            match dns.and_then(|d| d.names.resolved_to(n, ip)) {
+                Some(known) => Some(known),
+                None => ctx.resolver.resolves_to(n, ip).await,
+            }
+        }
         _ => None,
+    };
+    let job_names = match (name, dns) {
+        (None, Some(d)) => d.names.names_for(ip),
+        _ => Vec::new(),
     };
     // No usable name (raw IP, or ECH hiding it): which allowed names does this address belong to?
     // Not for a stream whose name could not be read: it names *some* host, maybe another tenant
@@ -29,10 +52,17 @@ pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decisi
         && claimed.unidentified.is_none()
         && policy.ip_rule(ip, port, Proto::Tcp).is_none()
     {
-        let mut names: Vec<&str> = policy.exact_names().map(|(n, _)| n).collect();
-        names.sort_unstable();
-        names.dedup();
-        ctx.resolver.names_for(ip, names.into_iter()).await
+        if job_names
+            .iter()
+            .any(|n| policy.name_rule(n, port).is_some())
+        {
+            job_names.clone()
+        } else {
+            let mut names: Vec<&str> = policy.exact_names().map(|(n, _)| n).collect();
+            names.sort_unstable();
+            names.dedup();
+            ctx.resolver.names_for(ip, names.into_iter()).await
+        }
     } else {
         Vec::new()
     };
@@ -49,7 +79,53 @@ pub async fn decide(ctx: &Context, dst: SocketAddr, claimed: &Claimed) -> Decisi
         d.flags.push("unidentified");
         d.reason = format!("{what}, so judged by address only: {}", d.reason);
     }
-    d
+    if let Some(dns) = dns {
+        if !dns.names.knows(ip) && policy.ip_rule(ip, port, Proto::Tcp).is_none() {
+            d.flags.push(FLAG_NO_DNS);
+        }
+        refuse_doh(policy, &mut d, name, ip, port);
+    }
+    (d, job_names.into_iter().next())
+}
+
+/// Flag: no answer the job got gave it this address, and no rule names the address.
+const FLAG_NO_DNS: &str = "no-dns";
+
+/// A well-known DNS-over-HTTPS resolver (by name, or by address when there is no usable name)
+/// is flagged, and refused in block mode unless an exact rule names that very host or address:
+/// lookups inside it would bypass Warden's resolver.
+fn refuse_doh(policy: &Policy, d: &mut Decision, name: Option<&str>, ip: IpAddr, port: u16) {
+    let (doh, exact) = match name {
+        Some(n) => (
+            doh::is_doh_host(n),
+            policy
+                .name_rule(n, port)
+                .is_some_and(|r| matches!(r.host(), Host::Exact(_))),
+        ),
+        None => (
+            doh::is_doh_address(ip),
+            policy.ip_rule(ip, port, Proto::Tcp).is_some_and(|r| {
+                matches!(r.host(), Host::Network { prefix, .. } if u32::from(*prefix) == if ip.is_ipv4() { 32 } else { 128 })
+            }),
+        ),
+    };
+    if !doh {
+        return;
+    }
+    d.flags.push(doh::FLAG);
+    let what = name.map_or_else(|| ip.to_string(), str::to_string);
+    if exact || d.verdict == Verdict::Blocked {
+        return;
+    }
+    if policy.mode() == Mode::Block {
+        d.verdict = Verdict::Blocked;
+        d.rule = None;
+        d.suggestion = None;
+        d.reason = format!(
+            "{what} is a DNS-over-HTTPS resolver: lookups sent to it would bypass Warden; only an \
+             exact rule for it allows it"
+        );
+    }
 }
 
 /// Refuses a blocked connection: plain HTTP gets a 403 page naming the host and the rule to

@@ -80,6 +80,16 @@ impl RecordGuard {
         }
     }
 
+    /// Names the destination when the connection itself did not (the name the job resolved
+    /// its address from).
+    pub fn dst_name(&mut self, name: String) {
+        if let Some(dst) = self.rec.dst.as_mut()
+            && dst.name.is_none()
+        {
+            dst.name = Some(name);
+        }
+    }
+
     /// Records what the first bytes said; returns what the policy needs of it.
     pub fn sniffed(&mut self, s: Sniffed) -> Claimed {
         let (name, ech, http) = match s {

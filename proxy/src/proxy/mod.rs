@@ -27,7 +27,8 @@ use std::{
 use tokio::{net::TcpListener, sync::Notify};
 
 use crate::{
-    audit::AuditLog, ebpf::OrigDstTable, policy::Policy, process::ProcessTracker, resolve::Resolver,
+    audit::AuditLog, dns::Dns, ebpf::OrigDstTable, policy::Policy, process::ProcessTracker,
+    resolve::Resolver,
 };
 
 /// Everything a connection handler needs.
@@ -40,8 +41,11 @@ pub struct Context {
     pub orig_dst: Option<OrigDstTable>,
     /// What the job may reach.
     pub policy: Arc<Policy>,
-    /// Names for anti-spoofing.
+    /// Names for anti-spoofing when the job's own answers do not tell (`--no-dns`, names the
+    /// job did not look up).
     pub resolver: Resolver,
+    /// Warden's resolver: what the job looked up (`None`: `--no-dns`).
+    pub dns: Option<Arc<Dns>>,
     active: AtomicUsize,
     idle: Notify,
     /// Fires when Warden stops: connections still open end (and write their records).
@@ -52,12 +56,13 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for the given log, process table and destination table.
+    /// A context for the given log, process table, destination table, policy and resolver.
     pub fn new(
         log: Arc<AuditLog>,
         processes: Option<Arc<ProcessTracker>>,
         orig_dst: Option<OrigDstTable>,
         policy: Arc<Policy>,
+        dns: Option<Arc<Dns>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             log,
@@ -65,6 +70,7 @@ impl Context {
             orig_dst,
             policy,
             resolver: Resolver::default(),
+            dns,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             cancel: tokio::sync::watch::Sender::new(false),

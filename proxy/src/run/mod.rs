@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub audit_log: Option<PathBuf>,
     /// What the job may reach, and whether the rest is refused.
     pub policy: Arc<Policy>,
+    /// Warden's resolver (`None`: `--no-dns`).
+    pub dns: Option<crate::dns::Options>,
     /// Exit [`EXIT_BLOCKED`] when the command succeeded but something was blocked.
     pub fail_on_blocked: bool,
     /// The command and its arguments.
@@ -159,7 +161,7 @@ async fn supervise(
 ) -> Result<Finished, Error> {
     let name = format!("warden-run-{}-{}", std::process::id(), nanos());
     let cgroup = JobCgroup::create(&name)?;
-    let session = Session::start(cgroup, opts.policy.clone(), log, None).await?;
+    let session = Session::start(cgroup, opts.policy.clone(), log, None, opts.dns.clone()).await?;
     let cgroup = session.cgroup();
     let mut command = child::command(&cgroup.procs_file(), nofile, &opts.cmd)
         .map_err(io("find warden's own executable"))?;

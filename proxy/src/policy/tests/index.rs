@@ -158,3 +158,24 @@ fn duplicate_rules_report_the_first() {
         .unwrap();
     assert!(std::ptr::eq(net, &policy.endpoints()[2]));
 }
+
+#[test]
+fn name_any_port_finds_a_rule_for_some_port() {
+    let rules: Vec<Endpoint> = [
+        "api.example:8443",
+        "*.cdn.example",
+        "*.example:80",
+        "10.0.0.0/8",
+    ]
+    .iter()
+    .map(|r| r.parse().unwrap())
+    .collect();
+    let policy = Policy::new(Mode::Block, rules);
+    let rule = |n: &str| policy.name_rule_any_port(n).map(ToString::to_string);
+    assert_eq!(rule("API.example."), Some("api.example:8443".into()));
+    assert_eq!(rule("a.cdn.example"), Some("*.cdn.example".into()));
+    assert_eq!(rule("b.example"), Some("*.example:80".into()));
+    assert_eq!(rule("example"), None);
+    assert_eq!(rule("cdn.other"), None);
+    assert_eq!(rule("10.0.0.1"), None);
+}
