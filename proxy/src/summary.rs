@@ -10,6 +10,8 @@ pub struct Summary {
     processes: BTreeMap<(u32, String), BTreeMap<String, DstTotals>>,
     connections: u64,
     blocked: u64,
+    lookups: u64,
+    blocked_lookups: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,8 +23,13 @@ struct DstTotals {
 }
 
 impl Summary {
-    /// Counts a connection record; other kinds are ignored.
+    /// Counts a connection, UDP flow or DNS record; other kinds are ignored. Lookups are only
+    /// counted, and listed under their process when refused.
     pub fn add(&mut self, r: &Record) {
+        if r.kind == Kind::Dns {
+            self.add_lookup(r);
+            return;
+        }
         if !matches!(r.kind, Kind::Connection | Kind::Udp) {
             return;
         }
@@ -64,14 +71,42 @@ impl Summary {
         }
     }
 
+    fn add_lookup(&mut self, r: &Record) {
+        self.lookups += 1;
+        if r.decision != Some(Decision::Blocked) {
+            return;
+        }
+        self.blocked_lookups += 1;
+        let (pid, exe) = r
+            .process
+            .as_ref()
+            .map_or((0, "unknown process".to_string()), |p| {
+                (p.pid, p.exe.clone())
+            });
+        let name = r.dns.as_ref().map_or("?", |d| d.qname.as_str());
+        let t = self
+            .processes
+            .entry((pid, exe))
+            .or_default()
+            .entry(format!("lookup {name}"))
+            .or_default();
+        t.count += 1;
+        t.blocked += 1;
+    }
+
+    /// Number of DNS lookups, and how many block mode refused.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.lookups, self.blocked_lookups)
+    }
+
     /// Number of connection records.
     pub fn connections(&self) -> u64 {
         self.connections
     }
 
-    /// Number of connections block mode refused.
+    /// Number of connections and lookups Warden refused.
     pub fn blocked(&self) -> u64 {
-        self.blocked
+        self.blocked + self.blocked_lookups
     }
 }
 
@@ -88,10 +123,25 @@ impl fmt::Display for Summary {
         if self.blocked > 0 {
             write!(f, ", {} BLOCKED", self.blocked)?;
         }
+        if self.lookups > 0 {
+            write!(
+                f,
+                "; {} DNS lookup{}",
+                self.lookups,
+                if self.lookups == 1 { "" } else { "s" }
+            )?;
+            if self.blocked_lookups > 0 {
+                write!(f, ", {} BLOCKED", self.blocked_lookups)?;
+            }
+        }
         writeln!(f)?;
         for ((pid, exe), dsts) in &self.processes {
             writeln!(f, "  {exe} (pid {pid})")?;
             for (dst, t) in dsts {
+                if dst.starts_with("lookup ") {
+                    writeln!(f, "    {dst:<44} {:>4} DNS   BLOCKED (NXDOMAIN)", t.count)?;
+                    continue;
+                }
                 write!(
                     f,
                     "    {dst:<44} {:>4} conn  up {:>9}  down {:>9}",
@@ -171,6 +221,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("192.0.2.1:443"), "{text}");
+    }
+
+    #[test]
+    fn lookups_are_counted_and_refused_ones_listed() {
+        let mut s = Summary::default();
+        let lookup = |name: &str, blocked: bool| {
+            let mut r = Record::new(Kind::Dns);
+            r.process = Some(Process {
+                pid: 7,
+                exe: "/usr/bin/dig".into(),
+                ..Default::default()
+            });
+            r.dns = Some(crate::audit::Dns {
+                qname: name.into(),
+                qtype: "A".into(),
+                rcode: None,
+                answers: vec![],
+                upstream: None,
+            });
+            r.decision = Some(if blocked {
+                Decision::Blocked
+            } else {
+                Decision::Allowed
+            });
+            r
+        };
+        s.add(&lookup("ok.example", false));
+        s.add(&lookup("evil.example", true));
+        s.add(&lookup("evil.example", true));
+        let text = s.to_string();
+        assert_eq!((s.connections(), s.blocked(), s.lookups()), (0, 2, (3, 2)));
+        assert!(text.contains("3 DNS lookups, 2 BLOCKED"), "{text}");
+        assert!(text.contains("lookup evil.example"), "{text}");
+        assert!(!text.contains("ok.example"), "{text}");
     }
 
     #[test]

@@ -164,16 +164,23 @@ print(" ".join(out))
 "#;
 
 #[test]
-fn block_mode_keeps_port_53_to_resolvers_and_ipv6_rules_off_ipv4() {
-    if skip_unless_root("block_mode_keeps_port_53_to_resolvers_and_ipv6_rules_off_ipv4") {
+fn without_dns_layer_block_mode_keeps_port_53_to_resolvers_and_ipv6_rules_off_ipv4() {
+    if skip_unless_root("without_dns_layer_block_mode_keeps_port_53_to_resolvers") {
         return;
     }
     let netns = Netns::new().unwrap();
     let script = format!("python3 -c {}", clients::quote(DNS_AND_V6_PY));
     let out = WardenRun::new(&netns)
         .timeout(Duration::from_secs(30))
-        // `::/0` is every IPv6 address and no IPv4 one.
-        .args(["--egress-policy", "block", "--allowed-endpoints", "::/0"])
+        // `::/0` is every IPv6 address and no IPv4 one. With `--no-dns` port 53 is plain UDP,
+        // open only to the resolvers of resolv.conf (192.0.2.10 is not one).
+        .args([
+            "--no-dns",
+            "--egress-policy",
+            "block",
+            "--allowed-endpoints",
+            "::/0",
+        ])
         .cmd(["sh", "-c", &script])
         .run()
         .unwrap();

@@ -130,7 +130,7 @@ pub fn run(opts: RunOptions) -> i32 {
     eprint!("warden: {mode} mode, {summary}");
     if opts.fail_on_blocked && code == 0 && summary.blocked() > 0 {
         eprintln!(
-            "warden: --fail-on-blocked: {} connection(s) were blocked",
+            "warden: --fail-on-blocked: {} connection(s) or lookup(s) were blocked",
             summary.blocked()
         );
         code = EXIT_BLOCKED;
