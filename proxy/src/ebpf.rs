@@ -26,8 +26,8 @@ use aya::{
 };
 use redirect_ebpf::{
     GLOBAL_BLOCK_UDP, GLOBAL_CGROUP_ID, GLOBAL_DNS_PORT, GLOBAL_FORK_CHILD_PID_OFFSET,
-    GLOBAL_NETNS_COOKIE, GLOBAL_PROXY_PORT, MAP_DNS_PEER, MAP_LOST_EVENTS, MAP_ORIG_DST,
-    MAP_PROC_EVENTS, MAP_UDP_ALLOW, OrigDst, SockKey, UdpAllow,
+    GLOBAL_NETNS_COOKIE, GLOBAL_PROXY_PORT, MAP_DNS_PEER, MAP_EXEMPT, MAP_LOST_EVENTS,
+    MAP_ORIG_DST, MAP_PROC_EVENTS, MAP_UDP_ALLOW, OrigDst, SockKey, UdpAllow,
 };
 
 use crate::{cgroup::JobCgroup, tracefs};
@@ -191,6 +191,7 @@ enum Keep {
 
 impl Drop for Redirect {
     fn drop(&mut self) {
+        *lock(&EXEMPTIONS) = None;
         // A clean stop removes the pins, so the links go with this process.
         for held in self.held.drain(..) {
             if let Keep::Pinned(link) = held.link
@@ -279,6 +280,8 @@ pub fn attach(
         held.push(hold(name, link, pin)?);
     }
 
+    let exempt: HashMap<MapData, u64, u8> = take_map(&mut ebpf, MAP_EXEMPT)?;
+    *lock(&EXEMPTIONS) = Some(exempt);
     let orig_dst: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_ORIG_DST)?;
     let dns_peers: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_DNS_PEER)?;
     let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_PROC_EVENTS)?;
@@ -434,6 +437,50 @@ impl Redirect {
         self.lost_events
             .get(&0, 0)
             .map_or(0, |per_cpu| per_cpu.iter().sum())
+    }
+}
+
+/// The exemption map of the attached programs (one session per process).
+static EXEMPTIONS: Mutex<Option<HashMap<MapData, u64, u8>>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers one of Warden's own sockets with the hooks until the guard drops, so connecting it
+/// is not redirected (a daemon may run inside the cgroup it guards, e.g. the whole machine).
+/// Hold it across `connect()`; a no-op when no programs are attached.
+pub fn exempt(socket: &impl std::os::fd::AsRawFd) -> Exempt {
+    let cookie = match crate::sys::socket_cookie(socket) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "no socket cookie; the socket is not exempt from the hooks");
+            return Exempt(None);
+        }
+    };
+    match lock(&EXEMPTIONS).as_mut() {
+        Some(map) => match map.insert(cookie, 1, 0) {
+            Ok(()) => Exempt(Some(cookie)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot exempt a socket from the hooks");
+                Exempt(None)
+            }
+        },
+        None => Exempt(None),
+    }
+}
+
+/// See [`exempt`].
+#[must_use = "the socket is exempt only while the guard lives"]
+pub struct Exempt(Option<u64>);
+
+impl Drop for Exempt {
+    fn drop(&mut self) {
+        if let Some(cookie) = self.0
+            && let Some(map) = lock(&EXEMPTIONS).as_mut()
+        {
+            let _ = map.remove(&cookie);
+        }
     }
 }
 

@@ -27,8 +27,41 @@ pub fn netns_cookie(socket: &impl AsRawFd) -> io::Result<u64> {
     Ok(cookie)
 }
 
+/// `SO_COOKIE` (Linux 4.13): the socket's cookie, the value `bpf_get_socket_cookie` returns for
+/// it in the eBPF programs.
+pub fn socket_cookie(socket: &impl AsRawFd) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: as in `netns_cookie`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sockets_have_distinct_cookies() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (ca, cb) = (
+            super::socket_cookie(&a).unwrap(),
+            super::socket_cookie(&b).unwrap(),
+        );
+        assert_ne!(ca, cb);
+        assert_ne!(ca, 0);
+    }
+
     #[test]
     fn sockets_of_one_namespace_share_a_cookie() {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

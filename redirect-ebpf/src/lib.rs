@@ -22,6 +22,11 @@ pub const GLOBAL_DNS_PORT: &str = "DNS_PORT";
 /// to the resolver it asked and the process that asked ([`OrigDst`], keyed by [`SockKey`]).
 pub const MAP_DNS_PEER: &str = "DNS_PEER";
 
+/// Name of the map of socket cookies Warden's own upstream sockets are registered under while
+/// they connect: the hooks leave them alone, so a daemon guarding a cgroup it runs in (the whole
+/// machine) does not redirect its own traffic back to itself. Only root can write the map.
+pub const MAP_EXEMPT: &str = "EXEMPT";
+
 /// Name of the map from client address to original destination (see [`SockKey`]).
 pub const MAP_ORIG_DST: &str = "ORIG_DST";
 /// Name of the ring buffer carrying [`ProcEvent`]s.

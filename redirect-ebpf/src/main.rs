@@ -15,7 +15,7 @@ mod udp;
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use redirect_ebpf::{ArgvBuf, OrigDst, SockKey};
 
@@ -48,6 +48,10 @@ static PENDING: LruHashMap<u64, OrigDst> = LruHashMap::with_max_entries(16384, 0
 /// Original destinations keyed by the client's (address, port): what the proxy looks up.
 #[map]
 static ORIG_DST: LruHashMap<SockKey, OrigDst> = LruHashMap::with_max_entries(65536, 0);
+
+/// Cookies of Warden's own sockets while they connect (see `MAP_EXEMPT`).
+#[map]
+static EXEMPT: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
 /// Process lifecycle events for the userspace process table (4 MiB).
 #[map]

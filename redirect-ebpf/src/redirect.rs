@@ -20,7 +20,7 @@ use core::ptr::read_volatile;
 
 use redirect_ebpf::{AF_INET, AF_INET6, OrigDst, SockKey};
 
-use crate::{NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, dns, global, udp};
+use crate::{EXEMPT, NETNS_COOKIE, ORIG_DST, PENDING, PROXY_PORT, dns, global, udp};
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
@@ -39,6 +39,9 @@ fn foreign_netns(ctx: &SockAddrContext) -> bool {
 
 #[cgroup_sock_addr(connect4)]
 pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
+    if exempt(&ctx) {
+        return ALLOW;
+    }
     // SAFETY: the kernel hands us a valid bpf_sock_addr for the duration of the program.
     let sa = unsafe { &mut *ctx.sock_addr };
     let ip = sa.user_ip4.to_ne_bytes();
@@ -71,6 +74,9 @@ pub fn warden_connect4(ctx: SockAddrContext) -> i32 {
 
 #[cgroup_sock_addr(connect6)]
 pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
+    if exempt(&ctx) {
+        return ALLOW;
+    }
     // SAFETY: as above.
     let sa = unsafe { &mut *ctx.sock_addr };
     let (addr, v4_mapped, local) = read_ip6(sa);
@@ -112,6 +118,9 @@ pub fn warden_connect6(ctx: SockAddrContext) -> i32 {
 /// Unconnected UDP: each datagram's destination passes here (Linux 4.18); see `udp::check`.
 #[cgroup_sock_addr(sendmsg4)]
 pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
+    if exempt(&ctx) {
+        return ALLOW;
+    }
     // SAFETY: as above.
     let sa = unsafe { &mut *ctx.sock_addr };
     let ip = sa.user_ip4.to_ne_bytes();
@@ -130,6 +139,9 @@ pub fn warden_sendmsg4(ctx: SockAddrContext) -> i32 {
 
 #[cgroup_sock_addr(sendmsg6)]
 pub fn warden_sendmsg6(ctx: SockAddrContext) -> i32 {
+    if exempt(&ctx) {
+        return ALLOW;
+    }
     // SAFETY: as above.
     let sa = unsafe { &mut *ctx.sock_addr };
     let (addr, _, local) = read_ip6(sa);
@@ -144,6 +156,14 @@ pub fn warden_sendmsg6(ctx: SockAddrContext) -> i32 {
         return ALLOW;
     }
     verdict(udp::check(&ctx, addr, port_of(sa), udp::Via::Send))
+}
+
+/// Warden's own socket (registered by cookie while it connects): left alone.
+#[inline(always)]
+fn exempt(ctx: &SockAddrContext) -> bool {
+    // SAFETY: bpf_get_socket_cookie accepts a sock_addr context (Linux 4.12+); the lookup's
+    // value is only tested for presence.
+    unsafe { EXEMPT.get(&bpf_get_socket_cookie(ctx.as_ptr())).is_some() }
 }
 
 #[inline(always)]

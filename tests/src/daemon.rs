@@ -73,9 +73,45 @@ impl<'a> Daemon<'a> {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Self::start_with(netns, cgroup, args, false)
+    }
+
+    /// Like [`Daemon::start`], but `warden start` (and so the daemon it spawns) runs *inside*
+    /// `cgroup`, as a daemon guarding a whole machine does: its own traffic must not be
+    /// redirected back to itself.
+    pub fn start_inside<I, S>(
+        netns: &'a Netns,
+        cgroup: &'a TestCgroup,
+        args: I,
+    ) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Self::start_with(netns, cgroup, args, true)
+    }
+
+    fn start_with<I, S>(
+        netns: &'a Netns,
+        cgroup: &'a TestCgroup,
+        args: I,
+        inside: bool,
+    ) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let dir = tempfile::Builder::new().prefix("warden-audit-").tempdir()?;
         let audit_log = dir.path().join("audit.jsonl");
-        let mut cmd = netns.command(try_warden_bin()?, ["start", "--cgroup"]);
+        let mut cmd = if inside {
+            let script = cgroup.enter(r#"exec "$0" "$@""#);
+            let mut cmd = netns.command("sh", ["-c", &script]);
+            cmd.arg(try_warden_bin()?);
+            cmd
+        } else {
+            netns.command(try_warden_bin()?, std::iter::empty::<&str>())
+        };
+        cmd.args(["start", "--cgroup"]);
         cmd.arg(cgroup.path()).arg("--audit-log").arg(&audit_log);
         cmd.args(args);
         let started = process::run(cmd, WARDEN_TIMEOUT)?;

@@ -3,8 +3,9 @@
 //! Read once at start from `/etc/resolv.conf`. When that only names a loopback stub of
 //! systemd-resolved (127.0.0.53 / 127.0.0.54), the stub's own upstream servers are read from
 //! `/run/systemd/resolve/resolv.conf`, so Warden talks to the same servers the stub would.
-//! `--dns-upstream` overrides both. Warden's own sockets are outside the hooked cgroup, so they
-//! are never redirected back to Warden.
+//! `--dns-upstream` overrides both. Warden's own sockets are exempt from the hooks while they
+//! connect ([`crate::ebpf::exempt`]), so they never come back to Warden, even when the daemon
+//! runs inside the cgroup it guards.
 
 use std::{
     io,
@@ -14,7 +15,7 @@ use std::{
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
+    net::{TcpSocket, UdpSocket},
 };
 
 /// How long one server gets to answer one UDP try.
@@ -166,7 +167,10 @@ async fn udp_once(
         SocketAddr::V6(_) => "[::]:0".parse().expect("literal"),
     };
     let socket = UdpSocket::bind(bind).await?;
-    socket.connect(server).await?;
+    {
+        let _exempt = crate::ebpf::exempt(&socket);
+        socket.connect(server).await?;
+    }
     socket.send(query).await?;
     let mut buf = vec![0u8; 65_535];
     let wait = async {
@@ -183,7 +187,14 @@ async fn udp_once(
 }
 
 async fn tcp_once(server: SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(server).await?;
+    let socket = match server {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    let mut stream = {
+        let _exempt = crate::ebpf::exempt(&socket);
+        socket.connect(server).await?
+    };
     let framed = sniff::dns::tcp_frame(query)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "query too long"))?;
     stream.write_all(&framed).await?;

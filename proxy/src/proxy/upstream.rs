@@ -1,7 +1,8 @@
 //! Dialing the real destination.
 //!
-//! The proxy runs outside the hooked cgroup, so the eBPF hook never redirects its own sockets.
-//! They still carry [`UPSTREAM_MARK`] so that an iptables `REDIRECT` rule (the fallback for hosts
+//! The proxy's own sockets are registered with the hooks while they connect
+//! ([`crate::ebpf::exempt`]), so they are never redirected even when Warden runs inside the cgroup
+//! it guards (a daemon on the whole machine). They also carry [`UPSTREAM_MARK`] so that an iptables `REDIRECT` rule (the fallback for hosts
 //! without cgroup BPF) can exclude them with `-m mark ! --mark 0x5752444e`; the eBPF hook does
 //! not honour the mark, since a root job could set it too.
 
@@ -46,6 +47,7 @@ pub async fn dial(dst: SocketAddr) -> io::Result<TcpStream> {
     }
     let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
     socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive)?;
+    let _exempt = crate::ebpf::exempt(&socket);
     match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(dst)).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
