@@ -1,17 +1,18 @@
 //! Loads Warden's eBPF object and attaches it to the job's cgroup.
 //!
 //! The object (built from `redirect-ebpf/` by `build.rs`) carries the connect4/connect6 redirect
-//! (which also refuses QUIC, as do sendmsg4/sendmsg6 for unconnected UDP), the sockops program that re-keys original destinations by client address, and the `sched`
-//! tracepoints for the process table. Everything is attached through links owned by [`Redirect`]:
-//! dropping it detaches the hooks and unloads the programs, which is how `warden run` cleans up.
-//! It also means a `warden run` killed with SIGKILL fails open (audit mode): the links go with the
-//! process while the job keeps running. Pinned links for fail-closed block mode come with #3/#4.
+//! (which also refuses QUIC, as do sendmsg4/sendmsg6 for unconnected UDP), the sockops program
+//! that re-keys original destinations by client address, the DNS redirect (UDP 53 to Warden's
+//! resolver, recvmsg/getpeername restoring the server asked, a cgroup_skb egress program naming
+//! each query's sender), and the `sched` tracepoints for the process table. Everything is attached
+//! through links owned by [`Redirect`]: dropping it detaches the hooks and unloads the programs,
+//! which is how `warden run` cleans up. It also means a `warden run` killed with SIGKILL fails
+//! open (audit mode): the links go with the process while the job keeps running; block-mode
+//! daemons pin their links instead (fail-closed). The maps userspace reads are in [`tables`].
 
 use std::{
     fs::File,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
-    sync::Mutex,
 };
 
 use aya::{
@@ -31,6 +32,10 @@ use redirect_ebpf::{
 };
 
 use crate::{cgroup::JobCgroup, tracefs};
+
+mod tables;
+
+pub use tables::{Exempt, OrigDstTable, Original, c_str, exempt};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/redirect-ebpf"));
 
@@ -191,7 +196,7 @@ enum Keep {
 
 impl Drop for Redirect {
     fn drop(&mut self) {
-        *lock(&EXEMPTIONS) = None;
+        tables::set_exemptions(None);
         // A clean stop removes the pins, so the links go with this process.
         for held in self.held.drain(..) {
             if let Keep::Pinned(link) = held.link
@@ -281,7 +286,7 @@ pub fn attach(
     }
 
     let exempt: HashMap<MapData, u64, u8> = take_map(&mut ebpf, MAP_EXEMPT)?;
-    *lock(&EXEMPTIONS) = Some(exempt);
+    tables::set_exemptions(Some(exempt));
     let orig_dst: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_ORIG_DST)?;
     let dns_peers: HashMap<MapData, SockKey, OrigDst> = take_map(&mut ebpf, MAP_DNS_PEER)?;
     let events: RingBuf<MapData> = take_map(&mut ebpf, MAP_PROC_EVENTS)?;
@@ -297,8 +302,8 @@ pub fn attach(
             cgroup_path: cgroup.path().to_path_buf(),
         },
         Tables {
-            orig_dst: OrigDstTable(Mutex::new(orig_dst)),
-            dns_peers: OrigDstTable(Mutex::new(dns_peers)),
+            orig_dst: OrigDstTable::new(orig_dst),
+            dns_peers: OrigDstTable::new(dns_peers),
             events,
         },
     ))
@@ -440,115 +445,6 @@ impl Redirect {
     }
 }
 
-/// The exemption map of the attached programs (one session per process).
-static EXEMPTIONS: Mutex<Option<HashMap<MapData, u64, u8>>> = Mutex::new(None);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Registers one of Warden's own sockets with the hooks until the guard drops, so connecting it
-/// is not redirected (a daemon may run inside the cgroup it guards, e.g. the whole machine).
-/// Hold it across `connect()`; a no-op when no programs are attached.
-pub fn exempt(socket: &impl std::os::fd::AsRawFd) -> Exempt {
-    let cookie = match crate::sys::socket_cookie(socket) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "no socket cookie; the socket is not exempt from the hooks");
-            return Exempt(None);
-        }
-    };
-    match lock(&EXEMPTIONS).as_mut() {
-        Some(map) => match map.insert(cookie, 1, 0) {
-            Ok(()) => Exempt(Some(cookie)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot exempt a socket from the hooks");
-                Exempt(None)
-            }
-        },
-        None => Exempt(None),
-    }
-}
-
-/// See [`exempt`].
-#[must_use = "the socket is exempt only while the guard lives"]
-pub struct Exempt(Option<u64>);
-
-impl Drop for Exempt {
-    fn drop(&mut self) {
-        if let Some(cookie) = self.0
-            && let Some(map) = lock(&EXEMPTIONS).as_mut()
-        {
-            let _ = map.remove(&cookie);
-        }
-    }
-}
-
-/// What the connect hook recorded for one redirected connection.
-#[derive(Debug, Clone)]
-pub struct Original {
-    /// The destination the process asked for.
-    pub dst: SocketAddr,
-    /// Process id (tgid) of the caller of `connect()`.
-    pub pid: u32,
-    /// Thread name of the caller.
-    pub comm: String,
-    /// The caller used an IPv6 socket with a v4-mapped address (`::ffff:a.b.c.d`).
-    pub v4_mapped: bool,
-}
-
-/// Original destinations by client address, as the sockops program filed them.
-pub struct OrigDstTable(Mutex<HashMap<MapData, SockKey, OrigDst>>);
-
-impl OrigDstTable {
-    /// Looks up (and forgets) the connection (or DNS query) whose client end is `peer`, as the
-    /// proxy accepted it (or the resolver received it).
-    pub fn take(&self, peer: SocketAddr) -> Option<Original> {
-        let key = SockKey {
-            addr: to_mapped(peer.ip()).octets(),
-            port: peer.port(),
-            _pad: [0; 6],
-        };
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let value = map.get(&key, 0).ok()?;
-        let _ = map.remove(&key);
-        Some(original_from(&value))
-    }
-}
-
-impl OrigDstTable {
-    /// Looks up, without forgetting, the entry for `peer` (DNS: a socket may send several
-    /// queries from one port, each refreshing the entry as it leaves).
-    pub fn get(&self, peer: SocketAddr) -> Option<Original> {
-        let key = SockKey {
-            addr: to_mapped(peer.ip()).octets(),
-            port: peer.port(),
-            _pad: [0; 6],
-        };
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&key, 0).ok().map(|v| original_from(&v))
-    }
-}
-
-fn to_mapped(ip: IpAddr) -> Ipv6Addr {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    }
-}
-
-fn original_from(v: &OrigDst) -> Original {
-    let ip = Ipv6Addr::from(v.addr);
-    // IPv4 and v4-mapped destinations are both IPv4 connections on the wire.
-    let v4 = ip.to_ipv4_mapped();
-    Original {
-        dst: SocketAddr::new(v4.map_or(IpAddr::V6(ip), IpAddr::V4), v.port),
-        pid: v.tgid,
-        comm: c_str(&v.comm),
-        v4_mapped: v4.is_some() && v.family == redirect_ebpf::AF_INET6,
-    }
-}
-
 /// Link id → cgroup id of every cgroup link this process holds, from `/proc/self/fdinfo`.
 fn attached_link_cgroups() -> std::collections::HashMap<u32, u64> {
     let mut out = std::collections::HashMap::new();
@@ -569,10 +465,4 @@ fn attached_link_cgroups() -> std::collections::HashMap<u32, u64> {
         }
     }
     out
-}
-
-/// A NUL-padded kernel string.
-pub fn c_str(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
