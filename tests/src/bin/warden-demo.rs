@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use tests::warden::{read_records, try_warden_bin};
-use tests::{Netns, Origins, WardenRun, clients, netns};
+use tests::{DnsServer, Netns, Origins, WardenRun, clients, dns, netns};
 
 /// How many audit records to print.
 const SHOWN: usize = 5;
@@ -34,6 +34,7 @@ fn demo() -> anyhow::Result<ExitCode> {
     let warden = try_warden_bin()?;
     let netns = Netns::new()?;
     let origins = Origins::start(&netns)?;
+    let _dns = DnsServer::start(&netns)?;
     describe(&netns, &origins, &warden);
 
     let audit_log = std::env::current_dir()?.join("warden-demo.audit.jsonl");
@@ -90,6 +91,14 @@ fn block_mode(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
             "== blocked: python echo raw.example:7 (raw TCP gets a reset)",
             clients::python_echo("raw.example", 7, 10),
         ),
+        (
+            "== allowed lookup: dig a.test.example",
+            clients::dig(None, dns::A_NAME, "A", &[]),
+        ),
+        (
+            "== blocked lookup: dig http.test.example (NXDOMAIN, never sent upstream)",
+            clients::dig(None, dns::HTTP_NAME, "A", &[]),
+        ),
     ];
     let mut script = String::new();
     for (label, step) in steps {
@@ -99,7 +108,7 @@ fn block_mode(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
         ));
     }
     println!(
-        "\n$ warden run --egress-policy block --allowed-endpoints tls.example --audit-log {} -- sh -c <clients>\n",
+        "\n$ warden run --egress-policy block --allowed-endpoints 'tls.example a.test.example' --audit-log {} -- sh -c <clients>\n",
         audit_log.display()
     );
     let status = WardenRun::new(netns)
@@ -108,7 +117,7 @@ fn block_mode(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
             "--egress-policy",
             "block",
             "--allowed-endpoints",
-            "tls.example",
+            "tls.example a.test.example",
         ])
         .cmd(["sh", "-c", &script])
         .command()?
@@ -137,6 +146,11 @@ fn describe(netns: &Netns, origins: &Origins, warden: &Path) {
     for line in netns::HOSTS.lines().filter(|l| l.contains(".example")) {
         println!("  {line}");
     }
+    println!(
+        "DNS:             dnsmasq for {} on {} (the namespace's resolv.conf)",
+        dns::ZONE,
+        dns::SERVER_V4
+    );
     println!("test CA:         {}", origins.ca_pem_path().display());
 }
 
@@ -176,6 +190,18 @@ fn script(ca: &Path) -> String {
             "python banner.example:25",
             clients::python_banner("banner.example", 25),
         ),
+        (
+            "dig a.test.example (through Warden's resolver)",
+            clients::dig_short(None, dns::A_NAME, "A", &[]),
+        ),
+        (
+            "dig @127.0.0.53 http.test.example (any resolver address lands in Warden)",
+            clients::dig_short(Some("127.0.0.53"), dns::HTTP_NAME, "A", &[]),
+        ),
+        (
+            "curl http://198.51.100.10/ (raw IP: recorded as http.test.example)",
+            clients::curl("http://198.51.100.10/by-ip", ca),
+        ),
     ];
     let mut script = String::from("failed=0\n");
     for (label, step) in steps {
@@ -202,6 +228,12 @@ fn show_records(audit_log: &Path) {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(record).unwrap_or_default()
+                );
+            }
+            if let Some(lookup) = records.iter().find(|r| r["kind"] == "dns") {
+                println!(
+                    "the first dns record:\n{}",
+                    serde_json::to_string_pretty(lookup).unwrap_or_default()
                 );
             }
         }
