@@ -100,6 +100,46 @@ pub fn with_url<'a>(records: &'a [Value], url: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// `dns` records: one per lookup Warden answered (docs/dns.md, "The `dns` record").
+pub fn dns_records(records: &[Value]) -> Vec<&Value> {
+    of_kind(records, "dns")
+}
+
+/// `dns` records of `qtype` (`A`, `AAAA`, `HTTPS`, …) lookups of `qname` (any case, trailing
+/// dot ignored), in the order they were answered.
+pub fn dns_for<'a>(records: &'a [Value], qname: &str, qtype: &str) -> Vec<&'a Value> {
+    let qname = qname
+        .strip_suffix('.')
+        .unwrap_or(qname)
+        .to_ascii_lowercase();
+    dns_records(records)
+        .into_iter()
+        .filter(|r| r["dns"]["qname"] == qname.as_str() && r["dns"]["qtype"] == qtype)
+        .collect()
+}
+
+/// The `data` of a `dns` record's answers of type `rtype` (`A`, `CNAME`, …), in order.
+pub fn answer_data<'a>(record: &'a Value, rtype: &str) -> Vec<&'a str> {
+    record["dns"]["answers"]
+        .as_array()
+        .map(|answers| {
+            answers
+                .iter()
+                .filter(|a| a["type"] == rtype)
+                .filter_map(|a| a["data"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `enforcement` record with `event: start` itself, for fields [`Enforcement`] does not
+/// read (`enforcement.dns`, `enforcement.mode`).
+pub fn start_record(records: &[Value]) -> Option<&Value> {
+    enforcement(records)
+        .into_iter()
+        .find(|r| r["enforcement"]["event"] == "start")
+}
+
 /// What the `enforcement` records of one run say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Enforcement {
@@ -273,6 +313,22 @@ mod tests {
             enforcement_bracket(&[run[0].clone(), other]).is_err(),
             "disagree"
         );
+    }
+
+    #[test]
+    fn finds_dns_records_and_their_answers() {
+        let lookup = json!({"kind": "dns", "dns": {"qname": "alias.test.example", "qtype": "A",
+            "answers": [{"name": "alias.test.example", "type": "CNAME", "data": "a.test.example"},
+                        {"name": "a.test.example", "type": "A", "data": "192.0.2.10"}]}});
+        let start = json!({"kind": "enforcement", "enforcement": {"event": "start"}});
+        let run = [start.clone(), lookup.clone(), records()[3].clone()];
+        assert_eq!(dns_records(&run).len(), 2);
+        assert_eq!(dns_for(&run, "Alias.test.example.", "A"), [&lookup]);
+        assert!(dns_for(&run, "alias.test.example", "AAAA").is_empty());
+        assert_eq!(answer_data(&lookup, "A"), ["192.0.2.10"]);
+        assert_eq!(answer_data(&lookup, "CNAME"), ["a.test.example"]);
+        assert!(answer_data(&start, "A").is_empty());
+        assert_eq!(start_record(&run), Some(&start));
     }
 
     #[test]

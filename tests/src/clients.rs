@@ -82,6 +82,25 @@ pub fn exit_of(stdout: &str, label: &str) -> Option<i32> {
         .and_then(|code| code.trim().parse().ok())
 }
 
+/// What the [`outcome`] step labelled `label` printed to stdout: the lines after the previous
+/// step's `…: exit N` line (or the start) and before its own; `None` if it never ended. Lets one
+/// script run several clients whose outputs are checked one by one.
+pub fn output_of(stdout: &str, label: &str) -> Option<String> {
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        match line.rsplit_once(": exit ") {
+            Some((step, code)) if code.trim().parse::<i32>().is_ok() => {
+                if step == label {
+                    return Some(lines.join("\n"));
+                }
+                lines.clear();
+            }
+            _ => lines.push(line),
+        }
+    }
+    None
+}
+
 /// `openssl s_client` handshaking with `host:port` for `servername` with ALPN `http/1.1`,
 /// failing (with openssl's whole output on stderr) unless the chain verifies against `ca`.
 /// Prints the `ALPN protocol:` and `Verify return code:` lines.
@@ -234,6 +253,36 @@ pub fn curl_by_name(url: &str, ca: &Path) -> String {
         quote(&ca.to_string_lossy()),
         quote(url)
     )
+}
+
+/// Python sending one DNS query (RFC 1035 §4.1, recursion desired) for `name` and type code
+/// `qtype` to port 53 of `server` (an IPv4, IPv6 or v4-mapped `::ffff:a.b.c.d` literal, the
+/// latter two on an `AF_INET6` socket) from a UDP socket it `connect`s first when `connect`
+/// is true, and with an unconnected `sendto` otherwise. Prints `rcode N from ADDR PORT answers
+/// K` for the reply (its source as `recvfrom` reports it), preceded, on a connected socket, by
+/// `peer ADDR PORT` as `getpeername` reports it; prints `EPERM` when the send is refused. Fails
+/// when no reply with the query's id comes within 5 s.
+pub fn python_dns_query(server: &str, name: &str, qtype: u16, connect: bool) -> String {
+    let how = if connect { "connect" } else { "sendto" };
+    python(DNS_QUERY_PY, &[server, name, &qtype.to_string(), how])
+}
+
+/// Python sending `payload` in one datagram from a fresh UDP socket to `host:port` and waiting
+/// up to `wait_ms` for one reply. Prints `EPERM` when the send is refused; otherwise `sent`,
+/// then `reply HEX from ADDR PORT` or `no reply`. Exits 0 in every case.
+pub fn python_udp_exchange(host: &str, port: u16, payload: &[u8], wait_ms: u32) -> String {
+    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    let wait = format!("{}", f64::from(wait_ms) / 1000.0);
+    python(UDP_EXCHANGE_PY, &[host, &port.to_string(), &hex, &wait])
+}
+
+/// Python connecting to `host:port` over TCP, sending `bytes` and reading until the server
+/// answers or closes, reporting how it went in one line, whatever happened: `refused` (at
+/// connect), `reset` (a reset at connect or later), `eof`, `answered N bytes` or `timeout`
+/// (nothing within 10 s). Exits 0 in every case, so the line is the verdict.
+pub fn python_tcp_fate(host: &str, port: u16, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    python(TCP_FATE_PY, &[host, &port.to_string(), &hex])
 }
 
 fn python(script: &str, args: &[&str]) -> String {
@@ -463,6 +512,72 @@ if got:
 print("closed: eof")
 "#;
 
+const DNS_QUERY_PY: &str = r#"
+import random, socket, struct, sys
+server, name, qtype, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+qid = random.randrange(65536)
+query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+for label in name.rstrip(".").split("."):
+    query += bytes([len(label)]) + label.encode()
+query += b"\0" + struct.pack("!HH", qtype, 1)
+family = socket.AF_INET6 if ":" in server else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+s.settimeout(5)
+try:
+    if how == "connect":
+        s.connect((server, 53))
+        print("peer", *s.getpeername()[:2])
+        s.send(query)
+    else:
+        s.sendto(query, (server, 53))
+except PermissionError:
+    print("EPERM")
+    sys.exit(0)
+try:
+    reply, source = s.recvfrom(65536)
+except socket.timeout:
+    sys.exit("no reply within 5 s")
+rid, flags, _, answers = struct.unpack("!HHHH", reply[:8])
+if rid != qid:
+    sys.exit(f"reply id {rid} is not the query id {qid}")
+print("rcode", flags & 0xF, "from", source[0], source[1], "answers", answers)
+"#;
+
+const TCP_FATE_PY: &str = r#"
+import socket, sys
+host, port, data = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+try:
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(data)
+    got = s.recv(65536)
+    print(f"answered {len(got)} bytes" if got else "eof")
+except ConnectionRefusedError:
+    print("refused")
+except ConnectionResetError:
+    print("reset")
+except socket.timeout:
+    print("timeout")
+"#;
+
+const UDP_EXCHANGE_PY: &str = r#"
+import socket, sys
+host, port, data, wait = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3]), float(sys.argv[4])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+s.settimeout(wait)
+try:
+    s.sendto(data, (host, port))
+except PermissionError:
+    print("EPERM")
+    sys.exit(0)
+print("sent")
+try:
+    reply, source = s.recvfrom(65536)
+    print("reply", reply.hex(), "from", source[0], source[1])
+except socket.timeout:
+    print("no reply")
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +601,15 @@ mod tests {
         assert_eq!(exit_of(&stdout, "it's"), Some(3), "{stdout}");
         assert_eq!(exit_of(&stdout, "ok"), Some(0), "{stdout}");
         assert_eq!(exit_of(&stdout, "missing"), None);
+    }
+
+    #[test]
+    fn output_of_splits_a_script_by_step() {
+        let stdout = "one\nfirst: exit 0\ntwo\nthree\nsecond: exit 9\nfourth: exit 1\n";
+        assert_eq!(output_of(stdout, "first").as_deref(), Some("one"));
+        assert_eq!(output_of(stdout, "second").as_deref(), Some("two\nthree"));
+        assert_eq!(output_of(stdout, "fourth").as_deref(), Some(""));
+        assert_eq!(output_of(stdout, "fifth"), None);
     }
 
     #[test]
