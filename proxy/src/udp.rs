@@ -16,6 +16,8 @@ use crate::{
 
 /// UDP port 443: QUIC, refused by the kernel in both modes.
 const QUIC_PORT: u16 = 443;
+/// UDP port 853: DNS over QUIC, refused by the kernel in both modes.
+const DOQ_PORT: u16 = 853;
 /// DNS: open in audit mode; in block mode only to the configured resolvers.
 const DNS_PORT: u16 = 53;
 
@@ -53,6 +55,16 @@ impl UdpFlow {
             proto: "udp",
             name: None,
         });
+        if self.dst.port() == DOQ_PORT {
+            r.decision = Some(Decision::Blocked);
+            r.flags.push("dns-over-quic".into());
+            r.reason = Some(
+                "DNS over QUIC (UDP port 853) is refused in every mode: Warden could not see the \
+                 lookups; clients fall back to port 53"
+                    .into(),
+            );
+            return r;
+        }
         if self.dst.port() == QUIC_PORT {
             r.decision = Some(Decision::Blocked);
             r.reason = Some(

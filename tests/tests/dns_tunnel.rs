@@ -238,8 +238,6 @@ fn block_mode_refuses_suspected_tunnels_under_a_wildcard() {
 }
 
 #[test]
-#[ignore = "Warden bug: checking a TLS connection's SNI, Warden itself looks up a name its \
-            resolver would refuse (tunnel-shaped, under a wildcard), sending it upstream"]
 fn a_tunnel_shaped_server_name_is_not_looked_up_upstream() {
     if skip_unless_root("a_tunnel_shaped_server_name_is_not_looked_up_upstream") {
         return;

@@ -113,8 +113,14 @@ impl Dns {
             Err(e) => {
                 rec.decision = Some(RecordDecision::Blocked);
                 rec.flags.push("malformed-query".into());
-                rec.reason = Some(format!("malformed query, answered FORMERR: {e}"));
-                sniff::dns::formerr(bytes)
+                let reply = sniff::dns::formerr(bytes);
+                let answered = if reply.is_some() {
+                    "answered FORMERR"
+                } else {
+                    "not answered"
+                };
+                rec.reason = Some(format!("malformed query, {answered}: {e}"));
+                reply
             }
         };
         rec.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -139,6 +145,9 @@ impl Dns {
                 });
                 if let (Some(procs), true) = (&self.processes, o.pid != 0) {
                     rec.process = Some(procs.lookup(o.pid, &o.comm));
+                }
+                if o.v4_mapped {
+                    rec.flags.push("v4-mapped".into());
                 }
             }
             // Sent straight to Warden's own port, or the hook's table had no room.

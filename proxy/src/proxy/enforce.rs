@@ -31,15 +31,18 @@ pub async fn decide(
     let dns = ctx.dns.as_deref();
     let name = claimed.name.as_deref().filter(|_| !claimed.ech);
     // Anti-spoofing: a name only counts if the destination is one of its addresses: one the job
-    // itself was given for it, or, for a name the job never looked up, what it resolves to now.
-    let name_resolves_to_ip = match name {
-        Some(n) if policy.name_rule(n, port).is_some() => {
-            match dns.and_then(|d| d.names.resolved_to(n, ip)) {
-                Some(known) => Some(known),
-                None => ctx.resolver.resolves_to(n, ip).await,
+    // itself was given for it. Warden looks a name up itself only without the DNS layer, or when
+    // the user wrote it (an exact rule): a name the job chose under a wildcard could carry data,
+    // and Warden's own lookup would take it to the name's DNS servers.
+    let name_resolves_to_ip = match name.and_then(|n| Some((n, policy.name_rule(n, port)?))) {
+        Some((n, rule)) => match dns.and_then(|d| d.names.resolved_to(n, ip)) {
+            Some(known) => Some(known),
+            None if dns.is_none() || matches!(rule.host(), Host::Exact(_)) => {
+                ctx.resolver.resolves_to(n, ip).await
             }
-        }
-        _ => None,
+            None => None,
+        },
+        None => None,
     };
     let job_names = match (name, dns) {
         (None, Some(d)) => d.names.names_for(ip),
@@ -114,18 +117,20 @@ fn refuse_doh(policy: &Policy, d: &mut Decision, name: Option<&str>, ip: IpAddr,
     }
     d.flags.push(doh::FLAG);
     let what = name.map_or_else(|| ip.to_string(), str::to_string);
-    if exact || d.verdict == Verdict::Blocked {
+    if exact || policy.mode() != Mode::Block {
         return;
     }
-    if policy.mode() == Mode::Block {
-        d.verdict = Verdict::Blocked;
-        d.rule = None;
-        d.suggestion = None;
-        d.reason = format!(
-            "{what} is a DNS-over-HTTPS resolver: lookups sent to it would bypass Warden; only an \
-             exact rule for it allows it"
-        );
+    let mut reason = format!(
+        "{what} is a DNS-over-HTTPS resolver: lookups sent to it would bypass Warden; only an \
+         exact rule for it allows it"
+    );
+    if d.verdict == Verdict::Blocked {
+        reason = format!("{reason} (and {})", d.reason);
     }
+    d.verdict = Verdict::Blocked;
+    d.rule = None;
+    d.suggestion = None;
+    d.reason = reason;
 }
 
 /// Refuses a blocked connection: plain HTTP gets a 403 page naming the host and the rule to
