@@ -140,7 +140,12 @@ fn every_destination_recorded() {
         assert_run!(out, echo.get(absent).is_none(), "no {absent} in {echo}");
     }
     // Raw TCP names nothing; the record names the address by the name the client resolved.
-    assert_run_eq!(out, echo["dst"]["name"], "raw.example", "dst.name of {echo}");
+    assert_run_eq!(
+        out,
+        echo["dst"]["name"],
+        "raw.example",
+        "dst.name of {echo}"
+    );
     assert_run_eq!(out, echo["bytes"]["up"], ECHO_LEN, "bytes.up of {echo}");
     assert_run_eq!(out, echo["bytes"]["down"], ECHO_LEN, "bytes.down of {echo}");
     assert_argv_has(&out, echo, "raw.example");
