@@ -11,7 +11,8 @@
 //! - Warden's resolver must know who asked, but at `connect()` a UDP socket has no local port yet
 //!   (it is bound after the hook runs), so the resolver cannot look the query up by its source.
 //!   A `cgroup_skb/egress` program sees each query leave with its real source address and port
-//!   and files the cookie's entry under them in `DNS_PEER`, before the datagram is delivered.
+//!   and files the cookie's entry under them in `DNS_PEER`, before the datagram is delivered
+//!   (see `egress.rs`).
 //!
 //! TCP port 53 is redirected to the proxy like any TCP connect (see `redirect.rs`), which hands
 //! it to the resolver; TCP and UDP to 853 (DNS over TLS/QUIC) are refused elsewhere.
@@ -20,7 +21,7 @@ use aya_ebpf::{
     EbpfContext,
     bindings::bpf_sock_addr,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_get_socket_cookie},
-    macros::{cgroup_skb, cgroup_sock_addr, map},
+    macros::{cgroup_sock_addr, map},
     maps::LruHashMap,
     programs::{SkBuffContext, SockAddrContext},
 };
@@ -28,7 +29,11 @@ use core::ptr::read_volatile;
 
 use redirect_ebpf::{OrigDst, SockKey};
 
-use crate::{DNS_PORT, global};
+use crate::{
+    DNS_PORT,
+    egress::{ETH_P_IP_BE, ETH_P_IPV6_BE, IPPROTO_UDP},
+    global,
+};
 
 /// The standard DNS port.
 pub const PORT: u16 = 53;
@@ -166,23 +171,13 @@ pub fn warden_getpeername6(ctx: SockAddrContext) -> i32 {
     1
 }
 
-/// `ETH_P_IP` and `ETH_P_IPV6` as `__sk_buff::protocol` holds them (network order).
-const ETH_P_IP_BE: u32 = 0x0800u16.to_be() as u32;
-const ETH_P_IPV6_BE: u32 = 0x86DDu16.to_be() as u32;
-const IPPROTO_UDP: u8 = 17;
-
-/// Files each query leaving for the resolver under its source address and port. Never drops a
-/// packet: it only reads.
-#[cgroup_skb(egress)]
-pub fn warden_dns_egress(ctx: SkBuffContext) -> i32 {
-    if enabled() {
-        let _ = file_query(&ctx);
-    }
-    1
-}
-
+/// Files a query leaving for the resolver under its source address and port (called by the
+/// egress program for every packet of the cgroup).
 #[inline(always)]
-fn file_query(ctx: &SkBuffContext) -> Option<()> {
+pub fn file_query(ctx: &SkBuffContext) -> Option<()> {
+    if !enabled() {
+        return None;
+    }
     let port = global(&DNS_PORT);
     // In cgroup_skb programs the packet starts at the network header.
     let (src, udp_at) = match ctx.skb.protocol() {
@@ -219,12 +214,16 @@ fn file_query(ctx: &SkBuffContext) -> Option<()> {
     }
     // SAFETY: bpf_get_socket_cookie accepts an skb context (Linux 4.12+).
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    // SAFETY: the value is copied out at once.
-    let value = unsafe { DNS_ORIG.get(&cookie) }.copied()?;
     let key = SockKey {
         addr: src,
         port: u16::from_be_bytes([ports[0], ports[1]]),
         _pad: [0; 6],
     };
-    DNS_PEER.insert(&key, &value, 0).ok()
+    // SAFETY: the value is copied out at once.
+    match unsafe { DNS_ORIG.get(&cookie) }.copied() {
+        Some(value) => DNS_PEER.insert(&key, &value, 0).ok(),
+        // Sent straight to the resolver's port, not redirected: whatever an earlier socket on
+        // this port filed must not name this sender (the resolver then sees no entry).
+        None => DNS_PEER.remove(&key).ok(),
+    }
 }

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod dns;
+mod egress;
 mod proctrack;
 mod redirect;
 mod sockets;

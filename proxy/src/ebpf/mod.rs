@@ -49,7 +49,7 @@ const CGROUP_PROGRAMS: [&str; 11] = [
     "warden_recvmsg6",
     "warden_getpeername4",
     "warden_getpeername6",
-    "warden_dns_egress",
+    "warden_egress",
     "warden_sock_ops",
 ];
 const TRACEPOINTS: [(&str, &str, &str); 5] = [
