@@ -61,7 +61,7 @@ print(n, flush=True)
 fn routed_while(netns: &Netns, f: impl FnOnce()) -> usize {
     let mut sniffer = netns
         .sh(&format!(
-            "python3 -c {} {SEGMENT} 3",
+            "python3 -c {} {SEGMENT} 1.5",
             clients::quote(SNIFF_PY)
         ))
         .stdout(Stdio::piped())
