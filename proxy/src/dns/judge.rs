@@ -109,8 +109,33 @@ fn allowed(rule: String, reason: String, flags: Vec<&'static str>) -> Decision {
     }
 }
 
-/// The address a reverse name (`4.3.2.1.in-addr.arpa`, nibbles under `ip6.arpa`) stands for.
+/// The address a reverse name (`4.3.2.1.in-addr.arpa`, nibbles under `ip6.arpa`) stands for,
+/// only when written canonically: `010.2.0.192.in-addr.arpa` parses to the same address but its
+/// padding could carry data to the reverse zone's owner.
 pub fn reverse_address(name: &str) -> Option<IpAddr> {
+    let ip = parse_reverse(name)?;
+    (reverse_name(ip) == name).then_some(ip)
+}
+
+/// The canonical reverse name of `ip`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+            }
+            name.push_str("ip6.arpa");
+            name
+        }
+    }
+}
+
+fn parse_reverse(name: &str) -> Option<IpAddr> {
     if let Some(v4) = name.strip_suffix(".in-addr.arpa") {
         let mut octets: Vec<u8> = v4
             .split('.')
@@ -235,6 +260,15 @@ mod tests {
         assert_eq!(reverse_address("1.2.3.in-addr.arpa"), None);
         assert_eq!(reverse_address("x.2.3.4.in-addr.arpa"), None);
         assert_eq!(reverse_address("example.com"), None);
+        // Padding carries data: only the canonical spelling counts.
+        for padded in [
+            "010.2.0.192.in-addr.arpa",
+            "10.002.0.192.in-addr.arpa",
+            "10.2.0.0192.in-addr.arpa",
+        ] {
+            assert_eq!(reverse_address(padded), None, "{padded}");
+        }
+        assert_eq!(reverse_name("2001:db8::10".parse().unwrap()), v6);
         assert_eq!(reverse_address("1.ip6.arpa"), None);
     }
 }

@@ -98,16 +98,47 @@ impl Dns {
 
     /// Answers one query and writes its record. `None` when nothing at all can be said (not
     /// even a DNS header, or a response sent as a query).
+    ///
+    /// The record is written when the answer is given, or, if the future is dropped first
+    /// (Warden stopping), flagged `interrupted`.
     pub async fn answer(&self, bytes: &[u8], asker: Asker) -> Option<Vec<u8>> {
-        let started = Instant::now();
         let orig = asker.orig.clone().or_else(|| match asker.transport {
             Transport::Udp => self.peers.as_ref()?.get(asker.source),
             Transport::Tcp => None,
         });
-        let mut rec = self.record_for(&asker, orig.as_ref());
+        let mut guard = QueryRecord {
+            rec: self.record_for(&asker, orig.as_ref()),
+            log: &self.log,
+            started: Instant::now(),
+            completed: false,
+        };
+        let rec = &mut guard.rec;
+        if orig.is_none() {
+            // Not redirected by the hooks: not the job's lookup (another process of the host,
+            // or one of the job's sent straight to this port). Refused, not forwarded.
+            rec.decision = Some(RecordDecision::Blocked);
+            rec.reason = Some(
+                "sent straight to Warden's resolver, not redirected by its hooks: refused".into(),
+            );
+            let reply = match sniff::dns::parse_query(bytes) {
+                Ok(query) => {
+                    rec.dns = Some(audit::Dns {
+                        qname: query.name.clone(),
+                        qtype: query.qtype_name(),
+                        rcode: Some("REFUSED".into()),
+                        answers: Vec::new(),
+                        upstream: None,
+                    });
+                    Some(query.reply(Rcode::Refused))
+                }
+                Err(_) => sniff::dns::formerr(bytes),
+            };
+            guard.completed = true;
+            return reply;
+        }
         let reply = match sniff::dns::parse_query(bytes) {
             Ok(query) => {
-                self.resolve(&query, bytes, &asker, orig.as_ref(), &mut rec)
+                self.resolve(&query, bytes, &asker, orig.as_ref(), rec)
                     .await
             }
             Err(e) => {
@@ -123,8 +154,7 @@ impl Dns {
                 reply
             }
         };
-        rec.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-        self.log.write(&rec);
+        guard.completed = true;
         reply
     }
 
@@ -186,9 +216,19 @@ impl Dns {
         }
         let id = query.id.to_be_bytes();
         let matches = |r: &[u8]| r.len() >= 12 && r[..2] == id;
-        let forwarded = match asker.transport {
-            Transport::Udp => self.upstreams.udp(bytes, matches).await,
-            Transport::Tcp => self.upstreams.tcp(bytes, matches).await,
+        let forward = async {
+            match asker.transport {
+                Transport::Udp => self.upstreams.udp(bytes, matches).await,
+                Transport::Tcp => self.upstreams.tcp(bytes, matches).await,
+            }
+        };
+        // Clients give up after a few seconds; an answer later than this helps nobody.
+        let forwarded = match tokio::time::timeout(QUERY_TIMEOUT, forward).await {
+            Ok(result) => result,
+            Err(_) => Err(upstream::Error::Failed {
+                servers: self.upstreams.list(),
+                last: format!("no answer within {} s", QUERY_TIMEOUT.as_secs()),
+            }),
         };
         let reply = match forwarded {
             Ok((reply, server)) => {
@@ -225,6 +265,31 @@ impl Dns {
         };
         rec.dns = Some(info);
         Some(reply)
+    }
+}
+
+/// The longest a query may wait for the upstream servers.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A query's record, written exactly once: when the query is answered, or when its future is
+/// dropped (flagged `interrupted`).
+struct QueryRecord<'a> {
+    rec: Record,
+    log: &'a AuditLog,
+    started: Instant,
+    completed: bool,
+}
+
+impl Drop for QueryRecord<'_> {
+    fn drop(&mut self) {
+        let rec = &mut self.rec;
+        rec.duration_ms =
+            Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        if !self.completed {
+            rec.flags.push("interrupted".into());
+            add_reason(rec, "Warden stopped before the query was answered".into());
+        }
+        self.log.write(rec);
     }
 }
 

@@ -20,7 +20,8 @@ use crate::ebpf::Original;
 
 /// Queries answered at once; more wait for a slot (the socket buffer holds them meanwhile).
 const CONCURRENT_QUERIES: usize = 256;
-/// How long queries in flight at stop get to finish (and write their records).
+/// How long queries in flight at stop get to finish; the rest are cut (and recorded as
+/// interrupted).
 const DRAIN: Duration = Duration::from_secs(3);
 /// A TCP client idle this long between queries is closed (RFC 7766 §6.2.3 suggests seconds).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -63,20 +64,34 @@ impl Listeners {
             .chain(self.v6)
             .map(Arc::new)
             .collect();
+        let (cut, _) = watch::channel(false);
         let mut loops = JoinSet::new();
         for socket in sockets {
-            let (dns, slots) = (dns.clone(), slots.clone());
-            loops.spawn(receive(socket, dns, slots));
+            let (dns, slots, cut) = (dns.clone(), slots.clone(), cut.subscribe());
+            loops.spawn(receive(socket, dns, slots, cut));
         }
         let _ = stop.wait_for(|s| *s).await;
         loops.abort_all();
         while loops.join_next().await.is_some() {}
-        // The receive loops spawned the queries onto the runtime; wait for the slots to free up.
-        let _ = tokio::time::timeout(DRAIN, slots.acquire_many(CONCURRENT_QUERIES as u32)).await;
+        // Queries in flight hold a slot each: wait for them, then cut the stragglers (each
+        // writes its record as it is dropped) and wait for that.
+        let all = CONCURRENT_QUERIES as u32;
+        if tokio::time::timeout(DRAIN, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            cut.send_replace(true);
+            let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(all)).await;
+        }
     }
 }
 
-async fn receive(socket: Arc<UdpSocket>, dns: Arc<Dns>, slots: Arc<Semaphore>) {
+async fn receive(
+    socket: Arc<UdpSocket>,
+    dns: Arc<Dns>,
+    slots: Arc<Semaphore>,
+    cut: watch::Receiver<bool>,
+) {
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -91,17 +106,22 @@ async fn receive(socket: Arc<UdpSocket>, dns: Arc<Dns>, slots: Arc<Semaphore>) {
             return;
         };
         let query = buf[..n].to_vec();
-        let (socket, dns) = (socket.clone(), dns.clone());
+        let (socket, dns, mut cut) = (socket.clone(), dns.clone(), cut.clone());
         tokio::spawn(async move {
             let asker = Asker {
                 source: peer,
                 transport: Transport::Udp,
                 orig: None,
             };
-            if let Some(reply) = dns.answer(&query, asker).await
-                && let Err(e) = socket.send_to(&reply, peer).await
-            {
-                tracing::debug!(error = %e, %peer, "DNS reply not sent");
+            tokio::select! {
+                reply = dns.answer(&query, asker) => {
+                    if let Some(reply) = reply
+                        && let Err(e) = socket.send_to(&reply, peer).await
+                    {
+                        tracing::debug!(error = %e, %peer, "DNS reply not sent");
+                    }
+                }
+                () = async { let _ = cut.wait_for(|c| *c).await; } => {}
             }
             drop(permit);
         });

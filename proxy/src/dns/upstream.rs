@@ -66,7 +66,7 @@ impl Upstreams {
         let mut servers = nameservers(main);
         let stub_only = !servers.is_empty() && servers.iter().all(is_resolved_stub);
         if stub_only && let Some(upstream) = resolved.map(nameservers) {
-            let upstream: Vec<IpAddr> = upstream
+            let upstream: Vec<SocketAddr> = upstream
                 .into_iter()
                 .filter(|a| !is_resolved_stub(a))
                 .collect();
@@ -79,12 +79,7 @@ impl Upstreams {
                 "/etc/resolv.conf names no nameserver; pass --dns-upstream".into(),
             ));
         }
-        Ok(Self {
-            servers: servers
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, 53))
-                .collect(),
-        })
+        Ok(Self { servers })
     }
 
     /// `--dns-upstream` values: `ADDR`, `ADDR:PORT` or `[V6]:PORT`.
@@ -148,11 +143,16 @@ impl Upstreams {
     }
 
     fn failed(&self, last: String) -> Error {
-        let servers: Vec<String> = self.servers.iter().map(ToString::to_string).collect();
         Error::Failed {
-            servers: servers.join(", "),
+            servers: self.list(),
             last,
         }
+    }
+
+    /// The servers, comma-separated.
+    pub fn list(&self) -> String {
+        let servers: Vec<String> = self.servers.iter().map(ToString::to_string).collect();
+        servers.join(", ")
     }
 }
 
@@ -204,17 +204,37 @@ async fn tcp_once(server: SocketAddr, query: &[u8]) -> io::Result<Vec<u8>> {
     Ok(reply)
 }
 
-/// `nameserver` lines of a resolv.conf (a scope id such as `%eth0` is dropped).
-fn nameservers(conf: &str) -> Vec<IpAddr> {
+/// `nameserver` lines of a resolv.conf, port 53. An IPv6 scope (`fe80::1%eth0`) is kept as the
+/// interface's index, without which a link-local server cannot be reached.
+fn nameservers(conf: &str) -> Vec<SocketAddr> {
     conf.lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|a| a.split_whitespace().next()?.split('%').next()?.parse().ok())
+        .filter_map(|a| server(a.split_whitespace().next()?))
         .collect()
 }
 
+fn server(text: &str) -> Option<SocketAddr> {
+    let (addr, scope) = match text.split_once('%') {
+        Some((addr, scope)) => (addr, Some(scope)),
+        None => (text, None),
+    };
+    match (addr.parse::<IpAddr>().ok()?, scope) {
+        (IpAddr::V6(v6), Some(scope)) => {
+            let index = scope
+                .parse::<u32>()
+                .ok()
+                .or_else(|| nix::net::if_::if_nametoindex(scope).ok())?;
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                v6, 53, 0, index,
+            )))
+        }
+        (ip, _) => Some(SocketAddr::new(ip, 53)),
+    }
+}
+
 /// systemd-resolved's stub listeners.
-fn is_resolved_stub(ip: &IpAddr) -> bool {
-    matches!(ip, IpAddr::V4(v4) if v4.octets() == [127, 0, 0, 53] || v4.octets() == [127, 0, 0, 54])
+fn is_resolved_stub(addr: &SocketAddr) -> bool {
+    matches!(addr.ip(), IpAddr::V4(v4) if v4.octets() == [127, 0, 0, 53] || v4.octets() == [127, 0, 0, 54])
 }
 
 #[cfg(test)]
@@ -228,11 +248,15 @@ mod tests {
     #[test]
     fn resolv_conf_servers_in_order() {
         let u = Upstreams::from_conf(
-            "# c\nsearch x\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n",
+            "# c\nsearch x\nnameserver 10.0.0.2\nnameserver fe80::1%lo\nnameserver fe80::2%7\nnameserver fe80::3%no-such-if\n",
             None,
         )
         .unwrap();
-        assert_eq!(servers(&u), ["10.0.0.2:53", "[fe80::1]:53"]);
+        // A link-local server keeps its scope; one on an unknown interface is unusable.
+        assert_eq!(
+            servers(&u),
+            ["10.0.0.2:53", "[fe80::1%1]:53", "[fe80::2%7]:53"]
+        );
     }
 
     #[test]
