@@ -214,6 +214,8 @@ impl Dns {
             rec.dns = Some(info);
             return Some(query.reply(Rcode::NxDomain));
         }
+        // Written now too, so a record cut short (Warden stopping) still names the query.
+        rec.dns = Some(info.clone());
         let id = query.id.to_be_bytes();
         let matches = |r: &[u8]| r.len() >= 12 && r[..2] == id;
         let forward = async {
