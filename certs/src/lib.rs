@@ -26,6 +26,7 @@ mod ca;
 mod cache;
 mod minter;
 mod name;
+mod resolver;
 // The trust-store installer (issue #6 item 2) lives in `trust/`.
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ mod tests;
 
 pub use ca::{Authority, Leaf};
 pub use minter::{DEFAULT_CAPACITY, Minter};
+pub use resolver::LeafResolver;
 
 /// What went wrong while making a certificate. Every variant is an internal failure of Warden
 /// except [`Error::InvalidName`] and [`Error::NoNames`], which the caller caused (and, through

@@ -7,6 +7,7 @@ mod authority;
 mod cache;
 mod ephemeral;
 mod minter;
+mod resolver;
 
 use std::sync::Arc;
 

@@ -238,5 +238,6 @@ fn the_default_cache_holds_4096_leaves() {
 fn minter_can_be_shared_across_tasks() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Minter>();
+    assert_send_sync::<crate::LeafResolver>();
     assert!(!format!("{:?}", minter()).contains("PRIVATE"));
 }
