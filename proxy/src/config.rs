@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::policy::{
-    Mode, Policy,
+    Host, Inspection, Mode, Policy,
     file::{self, Overrides},
     parse_endpoint_list,
 };
@@ -20,6 +20,10 @@ pub struct PolicyFlags {
     pub allowed_endpoints: Vec<String>,
     /// Whether the built-in allowances for the runner's own services apply.
     pub builtin: bool,
+    /// `--tls-inspection` (`Some(true)`) / `--no-tls-inspection` (`Some(false)`).
+    pub tls_inspection: Option<bool>,
+    /// `--no-inspect` lists (names and `*.` wildcards); repeatable.
+    pub no_inspect: Vec<String>,
 }
 
 /// The policy the flags and file describe, or every problem found (each one line, naming the
@@ -45,19 +49,55 @@ pub fn policy(flags: &PolicyFlags) -> Result<Policy, Vec<String>> {
             }
         }
     }
+    let mut no_inspect = Vec::new();
+    for list in &flags.no_inspect {
+        match parse_endpoint_list(list) {
+            Ok(mut eps) => no_inspect.append(&mut eps),
+            Err(errors) => problems.extend(errors.iter().map(|e| format!("--no-inspect: {e}"))),
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
+    let enabled = flags
+        .tls_inspection
+        .or(from_file.as_ref().and_then(|f| f.tls_inspection))
+        .unwrap_or(false);
+    let no_inspect = if flags.no_inspect.is_empty() {
+        from_file
+            .as_ref()
+            .and_then(|f| f.no_inspect.clone())
+            .unwrap_or_default()
+    } else {
+        no_inspect
+    };
+    let mut hosts = Vec::new();
+    for e in no_inspect {
+        match e.host() {
+            Host::Network { .. } => problems.push(format!(
+                "no-inspect: {e}: takes host names (or *.wildcards), not addresses"
+            )),
+            host => hosts.push(host.clone()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let inspection = Inspection {
+        enabled,
+        no_inspect: hosts,
+    };
     let overrides = Overrides {
         mode: flags.mode,
         allowed_endpoints: (!flags.allowed_endpoints.is_empty()).then_some(endpoints),
     };
     let (mode, endpoints) = from_file.unwrap_or_default().merge(overrides);
-    Ok(if flags.builtin {
+    let policy = if flags.builtin {
         Policy::with_builtin(mode, endpoints)
     } else {
         Policy::new(mode, endpoints)
-    })
+    };
+    Ok(policy.with_inspection(inspection))
 }
 
 /// `warden policy check FILE`: prints every problem (exit 2) or a one-line summary (exit 0).
@@ -111,6 +151,7 @@ mod tests {
             mode: Some(Mode::Audit),
             allowed_endpoints: vec!["b.example, c.example".into(), "d.example".into()],
             builtin: false,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(overridden.mode(), Mode::Audit);
@@ -136,6 +177,7 @@ mod tests {
             mode: None,
             allowed_endpoints: vec!["x.example:0".into()],
             builtin: false,
+            ..Default::default()
         })
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
@@ -144,6 +186,54 @@ mod tests {
         assert!(
             problems[2].starts_with("--allowed-endpoints:"),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn inspection_keys_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yml");
+        std::fs::write(
+            &path,
+            "tls-inspection: true\nno-inspect: '*.pinned.example a.example'\n",
+        )
+        .unwrap();
+        let from_file = policy(&PolicyFlags {
+            file: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(from_file.inspection().enabled);
+        assert_eq!(
+            from_file.inspection().no_inspect,
+            [
+                Host::Wildcard("pinned.example".into()),
+                Host::Exact("a.example".into())
+            ]
+        );
+        let off = policy(&PolicyFlags {
+            file: Some(path),
+            tls_inspection: Some(false),
+            no_inspect: vec!["b.example".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!off.inspection().enabled);
+        assert_eq!(
+            off.inspection().no_inspect,
+            [Host::Exact("b.example".into())]
+        );
+        let bad = policy(&PolicyFlags {
+            no_inspect: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(bad[0].contains("not addresses"), "{bad:?}");
+        assert!(
+            !policy(&PolicyFlags::default())
+                .unwrap()
+                .inspection()
+                .enabled
         );
     }
 

@@ -38,6 +38,17 @@ struct PolicyArgs {
     /// Do not apply the built-in allowances (the default for `run`).
     #[arg(long, overrides_with = "builtin")]
     no_builtin: bool,
+    /// Inspect TLS: read every HTTPS request (full URL) with a CA made for this run and trusted
+    /// for the job (docs/inspection.md). Policy key `tls-inspection`.
+    #[arg(long, overrides_with = "no_tls_inspection")]
+    tls_inspection: bool,
+    /// Do not inspect TLS (overrides the policy file).
+    #[arg(long, overrides_with = "tls_inspection")]
+    no_tls_inspection: bool,
+    /// Hosts never inspected (names or `*.` wildcards, separated like allowed endpoints);
+    /// repeatable. Policy key `no-inspect`.
+    #[arg(long, value_name = "LIST")]
+    no_inspect: Vec<String>,
 }
 
 impl PolicyArgs {
@@ -52,6 +63,12 @@ impl PolicyArgs {
             } else {
                 self.builtin && !self.no_builtin
             },
+            tls_inspection: match (self.tls_inspection, self.no_tls_inspection) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            no_inspect: self.no_inspect.clone(),
         }
     }
 }
@@ -67,6 +84,16 @@ struct DnsArgs {
     /// comma-separated) instead of the machine's resolvers.
     #[arg(long, value_name = "ADDR")]
     dns_upstream: Vec<String>,
+}
+
+/// Verifying servers under TLS inspection.
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// Also trust this CA (PEM) when verifying servers under inspection (a private CA);
+    /// repeatable. Servers are otherwise verified against the roots as they were before
+    /// Warden's CA was added.
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Vec<PathBuf>,
 }
 
 impl DnsArgs {
@@ -102,6 +129,12 @@ struct StartArgs {
     policy: PolicyArgs,
     #[command(flatten)]
     dns: DnsArgs,
+    #[command(flatten)]
+    inspect: InspectArgs,
+    /// After start, print the environment later steps need (`NAME=VALUE` lines, for
+    /// `$GITHUB_ENV`): the CA bundles under TLS inspection.
+    #[arg(long)]
+    print_env: bool,
 }
 
 impl StartArgs {
@@ -116,6 +149,8 @@ impl StartArgs {
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             policy: config::policy(&self.policy.flags(true))?.into(),
             dns: self.dns.options()?,
+            upstream_ca: self.inspect.upstream_ca.clone(),
+            print_env: self.print_env,
         })
     }
 }
@@ -133,6 +168,8 @@ enum Command {
         policy: PolicyArgs,
         #[command(flatten)]
         dns: DnsArgs,
+        #[command(flatten)]
+        inspect: InspectArgs,
         /// Exit 3 when the command succeeded but a connection was blocked.
         #[arg(long)]
         fail_on_blocked: bool,
@@ -236,6 +273,7 @@ fn main() -> ExitCode {
             audit_log,
             policy,
             dns,
+            inspect,
             fail_on_blocked,
             cmd,
         } => {
@@ -247,6 +285,7 @@ fn main() -> ExitCode {
                     audit_log,
                     policy: policy.into(),
                     dns,
+                    upstream_ca: inspect.upstream_ca,
                     fail_on_blocked,
                     cmd,
                 }),

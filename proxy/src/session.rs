@@ -146,6 +146,7 @@ impl Session {
             Some(tables.orig_dst),
             policy.clone(),
             resolver,
+            None,
         );
         let serving = tokio::spawn(listeners.serve(ctx.clone()));
         let info = Enforcement {

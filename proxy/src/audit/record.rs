@@ -16,6 +16,8 @@ pub enum Kind {
     Udp,
     /// One DNS query and its answer, written when it is answered.
     Dns,
+    /// One HTTP request inside an inspected TLS connection, written when its response ends.
+    Request,
     /// Enforcement started or stopped.
     Enforcement,
 }
@@ -156,8 +158,15 @@ pub struct Http {
     pub host: Option<String>,
     /// Request method.
     pub method: String,
-    /// Request target, query string removed (it can carry signed-URL secrets).
+    /// Request target, query string removed (it can carry signed-URL secrets). In `request`
+    /// records (inspected HTTPS): the full URL, with credential-bearing query values redacted.
     pub url: String,
+    /// HTTP version (`request` records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Response status (`request` records; absent when no response came).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// A DNS lookup.

@@ -55,6 +55,10 @@ pub struct StartOptions {
     pub policy: Arc<Policy>,
     /// Warden's resolver (`None`: `--no-dns`).
     pub dns: Option<crate::dns::Options>,
+    /// Extra CAs for verifying servers under TLS inspection.
+    pub upstream_ca: Vec<PathBuf>,
+    /// `start --print-env`: print what later steps must set.
+    pub print_env: bool,
 }
 
 /// `warden start`: spawns the daemon with `args` (the command line after `start`) and waits for

@@ -24,7 +24,7 @@ use saphyr_parser::{Marker, Parser, Span};
 use super::{Endpoint, Mode, parse_endpoint_list};
 
 /// The keys a policy file may have. Anything else is a problem (DESIGN.md "Precedence").
-pub const KEYS: &[&str] = &["mode", "allowed-endpoints"];
+pub const KEYS: &[&str] = &["mode", "allowed-endpoints", "tls-inspection", "no-inspect"];
 
 /// One thing wrong with a policy file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,10 @@ pub struct PolicyFile {
     pub mode: Option<Mode>,
     /// `allowed-endpoints` (an empty or null value is `Some` of an empty list: nothing allowed).
     pub allowed_endpoints: Option<Vec<Endpoint>>,
+    /// `tls-inspection` (`true`/`false`).
+    pub tls_inspection: Option<bool>,
+    /// `no-inspect`: hosts (names or `*.` wildcards) never inspected.
+    pub no_inspect: Option<Vec<Endpoint>>,
 }
 
 /// What the command line (or the action's inline inputs) set; `None` for flags not given.
@@ -208,7 +212,11 @@ impl Checker<'_> {
         };
         match key {
             "mode" => policy.mode = self.mode(v),
-            "allowed-endpoints" => policy.allowed_endpoints = self.endpoints(v),
+            "allowed-endpoints" => {
+                policy.allowed_endpoints = self.endpoints(v, "allowed-endpoints");
+            }
+            "tls-inspection" => policy.tls_inspection = self.boolean(v, "tls-inspection"),
+            "no-inspect" => policy.no_inspect = self.endpoints(v, "no-inspect"),
             _ => {
                 let message = format!("unknown key; expected one of: {}", KEYS.join(", "));
                 self.problem(k.span.start, key, "", message);
@@ -227,19 +235,31 @@ impl Checker<'_> {
         }
     }
 
-    fn endpoints(&mut self, v: &MarkedYaml<'_>) -> Option<Vec<Endpoint>> {
-        const KEY: &str = "allowed-endpoints";
+    fn boolean(&mut self, v: &MarkedYaml<'_>, key: &str) -> Option<bool> {
+        let text = scalar(untag(v)).unwrap_or_default();
+        match text {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.problem(v.span.start, key, text, "expected true or false");
+                None
+            }
+        }
+    }
+
+    fn endpoints(&mut self, v: &MarkedYaml<'_>, key: &'static str) -> Option<Vec<Endpoint>> {
+        let key_name = key;
         let v = untag(v);
         if is_null(v) {
             return Some(Vec::new());
         }
         if let Some(text) = scalar(v) {
-            return self.endpoint_string(v.span, text);
+            return self.endpoint_string(v.span, text, key_name);
         }
         let YamlData::Sequence(items) = &v.data else {
             self.problem(
                 v.span.start,
-                KEY,
+                key_name,
                 "",
                 "expected a list of entries or one string of entries",
             );
@@ -250,12 +270,12 @@ impl Checker<'_> {
             let Some(text) = scalar(item) else {
                 let message =
                     "expected a string (quote entries that start with '[': \"[2001:db8::1]:443\")";
-                self.problem(item.span.start, KEY, "", message);
+                self.problem(item.span.start, key_name, "", message);
                 continue;
             };
             match text.parse::<Endpoint>() {
                 Ok(e) => good.push(e),
-                Err(e) => self.problem(item.span.start, KEY, text, e.reason.to_string()),
+                Err(e) => self.problem(item.span.start, key_name, text, e.reason.to_string()),
             }
         }
         (good.len() == items.len()).then_some(good)
@@ -263,7 +283,7 @@ impl Checker<'_> {
 
     /// One string in the list syntax: each bad entry is reported where it is found in the source
     /// (or at the string's start, when escapes or folding make it impossible to find).
-    fn endpoint_string(&mut self, span: Span, text: &str) -> Option<Vec<Endpoint>> {
+    fn endpoint_string(&mut self, span: Span, text: &str, key: &str) -> Option<Vec<Endpoint>> {
         let errors = match parse_endpoint_list(text) {
             Ok(list) => return Some(list),
             Err(errors) => errors,
@@ -279,7 +299,7 @@ impl Checker<'_> {
                 }
                 None => span.start,
             };
-            self.problem(at, "allowed-endpoints", &e.entry, e.reason.to_string());
+            self.problem(at, key, &e.entry, e.reason.to_string());
         }
         None
     }

@@ -90,6 +90,16 @@ pub struct Policy {
     index: index::Index,
     /// Canonical texts of the built-in allowances the user did not also list.
     builtin: HashSet<String>,
+    inspection: Inspection,
+}
+
+/// Whether TLS is inspected (key `tls-inspection`) and which hosts never are (`no-inspect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inspection {
+    /// `tls-inspection: true` / `--tls-inspection`.
+    pub enabled: bool,
+    /// Hosts (exact names or `*.` wildcards) passed through uninspected.
+    pub no_inspect: Vec<Host>,
 }
 
 impl Policy {
@@ -101,6 +111,7 @@ impl Policy {
             endpoints,
             index,
             builtin: HashSet::new(),
+            inspection: Inspection::default(),
         }
     }
 
@@ -119,6 +130,16 @@ impl Policy {
             builtin: marked,
             ..Policy::new(mode, endpoints)
         }
+    }
+
+    /// The same policy with `inspection` settings.
+    pub fn with_inspection(self, inspection: Inspection) -> Policy {
+        Policy { inspection, ..self }
+    }
+
+    /// TLS inspection settings.
+    pub fn inspection(&self) -> &Inspection {
+        &self.inspection
     }
 
     /// Whether `rule` (canonical text) is a built-in allowance.

@@ -167,6 +167,22 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
         ctx.own_upstreams().insert(addr);
     }
     let _forget = Forget(ctx, own);
+    if let (Some(inspector), Some(sni), false) = (&ctx.inspect, &claimed.name, claimed.http) {
+        let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
+        match inspector.skip_reason(sni, &claimed.alpn, orig.dst.port(), builtin) {
+            None => {
+                let log = ctx.log.clone();
+                inspector
+                    .intercept(log, rec, client, buf, upstream, sni, &claimed.alpn)
+                    .await;
+                return;
+            }
+            Some(why) => {
+                rec.flag("not-inspected");
+                rec.reason(format!("not inspected: {why}"));
+            }
+        }
+    }
     // Block mode follows plain HTTP request by request: a later request may not name another
     // host on a shared address.
     let mut requests = match (&claimed.name, claimed.http, ctx.policy.mode()) {

@@ -25,6 +25,8 @@ pub struct Claimed {
     pub http: bool,
     /// It began as TLS or HTTP but its name could not be read (why): judged by address only.
     pub unidentified: Option<&'static str>,
+    /// ALPN protocols the ClientHello offered (TLS only).
+    pub alpn: Vec<String>,
 }
 
 /// The connection's record, written exactly once when the guard drops: on success, on every
@@ -92,9 +94,11 @@ impl RecordGuard {
 
     /// Records what the first bytes said; returns what the policy needs of it.
     pub fn sniffed(&mut self, s: Sniffed) -> Claimed {
+        let mut alpn = Vec::new();
         let (name, ech, http) = match s {
             Sniffed::Tls(hello) => {
                 let (sni, ech) = (hello.sni.clone(), hello.ech);
+                alpn.clone_from(&hello.alpn);
                 self.rec.tls = Some(Tls {
                     sni: hello.sni,
                     alpn: hello.alpn,
@@ -112,6 +116,8 @@ impl RecordGuard {
                     host: head.host.clone(),
                     method: head.method.clone(),
                     url: strip_query(&head.path).to_string(),
+                    version: None,
+                    status: None,
                 });
                 (host, false, true)
             }
@@ -124,6 +130,7 @@ impl RecordGuard {
             ech,
             http,
             unidentified: None,
+            alpn,
         }
     }
 
@@ -141,6 +148,18 @@ impl RecordGuard {
             policy::Mode::Audit => Decision::Audited,
         });
         self.rec.reason = Some(reason);
+    }
+
+    /// The record so far (inspection copies its process and destination into request records).
+    pub fn record(&self) -> &Record {
+        &self.rec
+    }
+
+    /// Records a connection Warden refused whatever the mode (a server it cannot verify).
+    pub fn refused_always(&mut self, reason: String) {
+        self.rec.decision = Some(Decision::Blocked);
+        self.rec.rule = None;
+        self.reason(reason);
     }
 
     /// Records the policy's decision.

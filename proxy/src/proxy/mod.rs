@@ -9,6 +9,7 @@ mod conn;
 mod enforce;
 mod guard;
 mod http1;
+pub mod inspect;
 mod origdst;
 mod relay;
 mod sniffing;
@@ -46,6 +47,8 @@ pub struct Context {
     pub resolver: Resolver,
     /// Warden's resolver: what the job looked up (`None`: `--no-dns`).
     pub dns: Option<Arc<Dns>>,
+    /// TLS inspection (`None`: off).
+    pub inspect: Option<Arc<inspect::Inspector>>,
     active: AtomicUsize,
     idle: Notify,
     /// Fires when Warden stops: connections still open end (and write their records).
@@ -63,6 +66,7 @@ impl Context {
         orig_dst: Option<OrigDstTable>,
         policy: Arc<Policy>,
         dns: Option<Arc<Dns>>,
+        inspect: Option<Arc<inspect::Inspector>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             log,
@@ -71,6 +75,7 @@ impl Context {
             policy,
             resolver: Resolver::default(),
             dns,
+            inspect,
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             cancel: tokio::sync::watch::Sender::new(false),

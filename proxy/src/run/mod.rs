@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub policy: Arc<Policy>,
     /// Warden's resolver (`None`: `--no-dns`).
     pub dns: Option<crate::dns::Options>,
+    /// Extra CAs for verifying servers under TLS inspection.
+    pub upstream_ca: Vec<PathBuf>,
     /// Exit [`EXIT_BLOCKED`] when the command succeeded but something was blocked.
     pub fail_on_blocked: bool,
     /// The command and its arguments.

@@ -210,6 +210,7 @@ fn command_line_overrides_the_file_key_by_key() {
     let file = PolicyFile {
         mode: Some(Mode::Block),
         allowed_endpoints: Some(endpoints(&["github.com"])),
+        ..Default::default()
     };
     assert_eq!(
         file.clone().merge(Overrides::default()),

@@ -1,0 +1,256 @@
+//! HTTP inside an intercepted TLS connection: each request the client sends on its side is sent
+//! on Warden's own connection to the real server, in the protocol both sides agreed on (h2 or
+//! HTTP/1.1, chosen by the server), bodies streamed both ways, trailers and upgrades (WebSocket)
+//! passed through, and one `request` record per request.
+//!
+//! One upstream connection serves every request of one client connection (HTTP/1.1 requests
+//! one after another on it, h2 streams multiplexed), so keep-alive on the client's side is
+//! keep-alive on the server's side too.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::{Either, Full};
+use hyper::{
+    body::{Bytes, Incoming},
+    client::conn,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{body::Counted, redact};
+use crate::audit::{AuditLog, Bytes as ByteCounts, Decision, Http, Kind, Record};
+
+/// What a response body is: the server's, counted, or Warden's own (an error page).
+pub type ResponseBody = Either<Counted<Incoming, RequestRecord>, Full<Bytes>>;
+type UpstreamBody = Counted<Incoming, ()>;
+
+/// Warden's end of the connection to the real server.
+pub enum Upstream {
+    /// HTTP/1.1: one request at a time.
+    H1(tokio::sync::Mutex<conn::http1::SendRequest<UpstreamBody>>),
+    /// h2: streams in parallel.
+    H2(conn::http2::SendRequest<UpstreamBody>),
+}
+
+impl Upstream {
+    /// Speaks `h2` (if `h2`) or HTTP/1.1 over `io`; the connection is driven by a spawned task.
+    pub async fn handshake<S>(io: S, h2: bool) -> hyper::Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        if h2 {
+            let (send, connection) = conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "upstream h2 connection ended");
+                }
+            });
+            Ok(Upstream::H2(send))
+        } else {
+            let (send, connection) = conn::http1::handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.with_upgrades().await {
+                    tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
+                }
+            });
+            Ok(Upstream::H1(tokio::sync::Mutex::new(send)))
+        }
+    }
+
+    async fn send(&self, req: Request<UpstreamBody>) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Upstream::H1(send) => {
+                let mut send = send.lock().await;
+                send.ready().await?;
+                send.send_request(req).await
+            }
+            Upstream::H2(send) => {
+                let mut send = send.clone();
+                send.ready().await?;
+                send.send_request(req).await
+            }
+        }
+    }
+}
+
+/// What every request of one connection shares.
+pub struct Connection {
+    /// The server name the client asked for (SNI), used when a request names no authority.
+    pub server_name: String,
+    /// Where records go.
+    pub log: Arc<AuditLog>,
+    /// The connection record so far: process and destination are copied into request records.
+    pub template: Record,
+    /// Warden's connection to the server.
+    pub upstream: Upstream,
+    /// Requests seen on this connection.
+    pub requests: AtomicU64,
+}
+
+/// One request's record, written when the last owner drops it: the end of the response body,
+/// or an error on the way.
+pub struct RequestRecord {
+    rec: Record,
+    log: Arc<AuditLog>,
+    started: Instant,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        let rec = &mut self.rec;
+        rec.duration_ms =
+            Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        rec.bytes = Some(ByteCounts {
+            up: self.up.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+        });
+        self.log.write(rec);
+    }
+}
+
+/// Handles one request from the client: forwards it, and returns the server's response (or a
+/// 502 naming what went wrong).
+pub async fn forward(
+    conn: Arc<Connection>,
+    mut req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    conn.requests.fetch_add(1, Ordering::Relaxed);
+    let authority = authority(&req, &conn.server_name);
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut record = RequestRecord {
+        rec: request_record(&conn.template, &req, &authority, &target),
+        log: conn.log.clone(),
+        started: Instant::now(),
+        up: Arc::default(),
+        down: Arc::default(),
+    };
+    let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    match conn.upstream {
+        Upstream::H1(_) => {
+            parts.uri = Uri::try_from(target.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+            parts.version = Version::HTTP_11;
+            if !parts.headers.contains_key(header::HOST)
+                && let Ok(host) = HeaderValue::from_str(&authority)
+            {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        Upstream::H2(_) => {
+            let uri = format!("https://{authority}{target}");
+            parts.uri = Uri::try_from(uri).unwrap_or_else(|_| Uri::from_static("/"));
+            parts.version = Version::HTTP_2;
+        }
+    }
+    let body = Counted::new(body, record.up.clone(), None);
+    let response = match conn.upstream.send(Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(e) => {
+            record.rec.flags.push("upstream-error".into());
+            record.rec.reason = Some(format!("upstream request: {e}"));
+            return Ok(bad_gateway(record, &e.to_string()));
+        }
+    };
+    let mut response = response;
+    if let Some(http) = record.rec.http.as_mut() {
+        http.status = Some(response.status().as_u16());
+    }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        record.rec.flags.push("upgraded".into());
+        let (up, down) = (record.up.clone(), record.down.clone());
+        tokio::spawn(async move {
+            let _record = record;
+            let (Ok(client), Ok(server)) = (client_upgrade.await, upstream_upgrade.await) else {
+                return;
+            };
+            let (mut client, mut server) = (TokioIo::new(client), TokioIo::new(server));
+            if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+                up.fetch_add(a, Ordering::Relaxed);
+                down.fetch_add(b, Ordering::Relaxed);
+            }
+        });
+        let (parts, _) = response.into_parts();
+        return Ok(Response::from_parts(
+            parts,
+            Either::Right(Full::new(Bytes::new())),
+        ));
+    }
+    let down = record.down.clone();
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        Either::Left(Counted::new(body, down, Some(record))),
+    ))
+}
+
+/// The authority a request is for: `:authority` (h2) or the URI's, else `Host`, else the SNI.
+fn authority(req: &Request<Incoming>, sni: &str) -> String {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| sni.to_string())
+}
+
+fn wants_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)
+}
+
+fn request_record(
+    template: &Record,
+    req: &Request<Incoming>,
+    authority: &str,
+    target: &str,
+) -> Record {
+    let mut rec = Record::new(Kind::Request);
+    rec.process = template.process.clone();
+    rec.dst = template.dst.clone();
+    rec.decision = template.decision;
+    rec.rule = template.rule.clone();
+    rec.http = Some(Http {
+        host: Some(authority.to_string()),
+        method: req.method().to_string(),
+        url: redact::url("https", authority, target),
+        version: Some(format!("{:?}", req.version())),
+        status: None,
+    });
+    rec
+}
+
+fn bad_gateway(mut record: RequestRecord, why: &str) -> Response<ResponseBody> {
+    if let Some(http) = record.rec.http.as_mut() {
+        http.status = Some(StatusCode::BAD_GATEWAY.as_u16());
+    }
+    record.rec.decision = record.rec.decision.or(Some(Decision::Allowed));
+    drop(record);
+    let body = format!("Warden could not forward this request to the server: {why}\n");
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response
+        .headers_mut()
+        .insert("x-warden", HeaderValue::from_static("upstream-error"));
+    response
+}

@@ -1,0 +1,317 @@
+//! TLS inspection (issue #6): Warden ends the client's TLS with a certificate from the job's
+//! ephemeral CA and opens its own TLS to the real server, so it can read and record every HTTP
+//! request (method, full URL, status, bytes) — the URL, not just the host.
+//!
+//! Order matters for safety: the server is connected and **verified first**, against the roots
+//! as they were before Warden's CA was added (plus `--upstream-ca`); a server whose certificate
+//! does not verify is a refused connection, never one Warden vouches for with its own
+//! certificate. The client is then offered exactly the protocol the server chose (h2 or
+//! HTTP/1.1), and requests are bridged by [`http`].
+//!
+//! Not inspected (relayed as they are): hosts in `--no-inspect`, what a built-in allowance
+//! allowed (the runner's own services), streams that do not look like HTTPS (no `h2`/`http/1.1`
+//! ALPN, other than on port 443), and a host whose client rejected Warden's certificate earlier
+//! in the job (certificate pinning, bundled roots): its first connection fails and is recorded
+//! with that reason, the next ones pass through.
+
+mod body;
+pub mod http;
+mod redact;
+mod rewind;
+
+use std::{
+    collections::HashSet,
+    io,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::{
+    ClientConfig, RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, ServerName},
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::{conn::reset, guard::RecordGuard};
+use crate::{audit::AuditLog, policy::Host};
+
+/// ALPN protocols Warden can bridge.
+const H2: &[u8] = b"h2";
+const HTTP11: &[u8] = b"http/1.1";
+
+/// Errors setting inspection up (Warden's own, at start).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No root could be read for verifying servers.
+    #[error("no trusted roots to verify servers with: {0}")]
+    NoRoots(String),
+    /// A `--upstream-ca` file is unusable.
+    #[error("--upstream-ca {path}: {detail}")]
+    UpstreamCa {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Mints leaves for server names.
+pub trait Leaves: Send + Sync {
+    /// A certificate (chain and key) for `server_name`.
+    fn leaf(&self, server_name: &str) -> Result<Arc<CertifiedKey>, String>;
+}
+
+/// Inspection settings and state for one session.
+pub struct Inspector {
+    leaves: Arc<dyn Leaves>,
+    upstream: ClientConfig,
+    no_inspect: Vec<Host>,
+    /// Hosts whose clients rejected Warden's certificate: passed through from then on.
+    rejected: Mutex<HashSet<String>>,
+}
+
+impl Inspector {
+    /// Inspection minting with `leaves`, verifying servers against `roots` (PEM certificates
+    /// as they were before Warden's CA; `--upstream-ca` files added by the caller), and
+    /// passing `no_inspect` hosts through.
+    pub fn new(
+        leaves: Arc<dyn Leaves>,
+        roots: Vec<CertificateDer<'static>>,
+        no_inspect: Vec<Host>,
+    ) -> Result<Self, Error> {
+        let mut store = RootCertStore::empty();
+        let (added, _ignored) = store.add_parsable_certificates(roots);
+        if added == 0 {
+            return Err(Error::NoRoots("none of the roots parsed".into()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let upstream = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(store)
+            .with_no_client_auth();
+        Ok(Self {
+            leaves,
+            upstream,
+            no_inspect,
+            rejected: Mutex::default(),
+        })
+    }
+
+    /// Why a TLS connection to `sni` (which offered `alpn`, to `port`) is not inspected, or
+    /// `None` when it is. `builtin`: a built-in allowance allowed it.
+    pub fn skip_reason(
+        &self,
+        sni: &str,
+        alpn: &[String],
+        port: u16,
+        builtin: bool,
+    ) -> Option<&'static str> {
+        let http =
+            alpn.iter().any(|p| p == "h2" || p == "http/1.1") || (alpn.is_empty() && port == 443);
+        if !http {
+            return Some("not HTTPS (no h2 or http/1.1 ALPN)");
+        }
+        if builtin {
+            return Some("a built-in allowance (the runner's own service)");
+        }
+        let name = sni.trim_end_matches('.').to_ascii_lowercase();
+        if self.no_inspect.iter().any(|h| matches_host(h, &name)) {
+            return Some("listed in --no-inspect");
+        }
+        if lock(&self.rejected).contains(&name) {
+            return Some("its client rejected Warden's certificate earlier in the job");
+        }
+        None
+    }
+
+    /// Intercepts one connection: `client` has sent `hello` (its ClientHello, already read);
+    /// `server` is connected to the destination. Returns when the connection is over; the
+    /// connection record is filled in through `rec`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn intercept(
+        &self,
+        log: Arc<AuditLog>,
+        rec: &mut RecordGuard,
+        client: TcpStream,
+        hello: Vec<u8>,
+        server: TcpStream,
+        sni: &str,
+        alpn: &[String],
+    ) {
+        rec.flag("inspected");
+        // 1. The real server, verified, in a protocol Warden can bridge that the client offered.
+        let mut upstream = self.upstream.clone();
+        upstream.alpn_protocols = alpn
+            .iter()
+            .filter(|p| p.as_bytes() == H2 || p.as_bytes() == HTTP11)
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
+        let Ok(name) = ServerName::try_from(sni.to_string()) else {
+            rec.flag("inspection-failed");
+            rec.reason(format!("{sni:?} is not a server name Warden can verify"));
+            reset(client);
+            return;
+        };
+        let server = match TlsConnector::from(Arc::new(upstream))
+            .connect(name, server)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let invalid = is_certificate_error(&e);
+                rec.flag(if invalid {
+                    "upstream-cert-invalid"
+                } else {
+                    "upstream-tls-error"
+                });
+                rec.refused_always(format!(
+                    "the server's TLS {}: {e}; refused (Warden never vouches for a server it \
+                     cannot verify)",
+                    if invalid {
+                        "certificate is not valid"
+                    } else {
+                        "handshake failed"
+                    }
+                ));
+                reset(client);
+                return;
+            }
+        };
+        let h2 = server.get_ref().1.alpn_protocol() == Some(H2);
+        // 2. The client, with a leaf for its server name, offered exactly that protocol.
+        let leaf = match self.leaves.leaf(sni) {
+            Ok(l) => l,
+            Err(e) => {
+                rec.flag("inspection-failed");
+                rec.reason(format!("cannot mint a certificate for {sni}: {e}"));
+                reset(client);
+                return;
+            }
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let Ok(builder) =
+            ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+        else {
+            reset(client);
+            return;
+        };
+        let mut config = builder
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(leaf)));
+        config.alpn_protocols = vec![if h2 { H2.to_vec() } else { HTTP11.to_vec() }];
+        let client = match TlsAcceptor::from(Arc::new(config))
+            .accept(rewind::Rewind::new(hello, client))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let rejected = rejects_certificate(&e);
+                if rejected {
+                    lock(&self.rejected).insert(sni.trim_end_matches('.').to_ascii_lowercase());
+                    rec.flag("client-rejected-certificate");
+                    rec.reason(format!(
+                        "the client rejected Warden's certificate ({e}): it pins its server's \
+                         certificate or uses its own roots; its next connections to {sni} are \
+                         passed through uninspected"
+                    ));
+                } else {
+                    rec.flag("client-tls-error");
+                    rec.reason(format!("TLS with the client failed: {e}"));
+                }
+                return;
+            }
+        };
+        // 3. HTTP both ways.
+        let upstream = match http::Upstream::handshake(server, h2).await {
+            Ok(u) => u,
+            Err(e) => {
+                rec.flag("upstream-error");
+                rec.reason(format!("HTTP with the server failed: {e}"));
+                return;
+            }
+        };
+        let conn = Arc::new(http::Connection {
+            server_name: sni.to_string(),
+            log,
+            template: rec.record().clone(),
+            upstream,
+            requests: AtomicU64::new(0),
+        });
+        let service = {
+            let conn = conn.clone();
+            service_fn(move |req| http::forward(conn.clone(), req))
+        };
+        let io = TokioIo::new(client);
+        let served = if h2 {
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(io, service)
+                .await
+        } else {
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await
+        };
+        if let Err(e) = served {
+            rec.reason(format!("HTTP with the client ended: {e}"));
+        }
+    }
+}
+
+/// Hands out one certificate whatever the ClientHello says (the proxy already knows the SNI).
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn matches_host(host: &Host, name: &str) -> bool {
+    match host {
+        Host::Exact(n) => n == name,
+        Host::Wildcard(suffix) => name
+            .strip_suffix(suffix.as_str())
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        Host::Network { .. } => false,
+    }
+}
+
+/// The server's certificate did not verify (as opposed to a network or protocol failure).
+fn is_certificate_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)))
+}
+
+/// The client ended the handshake with an alert about Warden's certificate.
+fn rejects_certificate(e: &io::Error) -> bool {
+    use rustls::AlertDescription as A;
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                rustls::Error::AlertReceived(
+                    A::BadCertificate
+                        | A::UnknownCA
+                        | A::CertificateUnknown
+                        | A::UnsupportedCertificate
+                        | A::CertificateExpired
+                        | A::AccessDenied
+                )
+            )
+        })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
