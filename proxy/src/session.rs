@@ -30,6 +30,9 @@ pub enum Error {
     /// The machine's resolvers could not be found.
     #[error(transparent)]
     Dns(#[from] dns::upstream::Error),
+    /// TLS inspection could not be set up.
+    #[error("TLS inspection: {0}")]
+    Inspection(#[from] crate::inspection::Error),
     /// Something else failed.
     #[error("{what}: {source}")]
     Io {
@@ -78,7 +81,14 @@ impl Session {
         log: Arc<AuditLog>,
         pin: Option<&std::path::Path>,
         dns: Option<dns::Options>,
+        upstream_ca: &[std::path::PathBuf],
     ) -> Result<Session, Error> {
+        // The CA first: nothing is attached yet if it cannot be made.
+        let inspection = if policy.inspection().enabled {
+            Some(crate::inspection::setup(&policy, upstream_ca)?)
+        } else {
+            None
+        };
         let listeners = Listeners::bind(0).await.map_err(io("bind proxy"))?;
         let port = listeners.port();
         // The machine's resolvers are read once, before the job runs and can change them.
@@ -146,7 +156,7 @@ impl Session {
             Some(tables.orig_dst),
             policy.clone(),
             resolver,
-            None,
+            inspection.as_ref().map(|i| i.inspector.clone()),
         );
         let serving = tokio::spawn(listeners.serve(ctx.clone()));
         let info = Enforcement {

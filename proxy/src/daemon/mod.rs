@@ -220,6 +220,7 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         log.clone(),
         pin.as_deref(),
         opts.dns.clone(),
+        &opts.upstream_ca,
     )
     .await
     .map_err(|e| e.to_string())?;

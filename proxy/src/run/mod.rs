@@ -163,7 +163,15 @@ async fn supervise(
 ) -> Result<Finished, Error> {
     let name = format!("warden-run-{}-{}", std::process::id(), nanos());
     let cgroup = JobCgroup::create(&name)?;
-    let session = Session::start(cgroup, opts.policy.clone(), log, None, opts.dns.clone()).await?;
+    let session = Session::start(
+        cgroup,
+        opts.policy.clone(),
+        log,
+        None,
+        opts.dns.clone(),
+        &opts.upstream_ca,
+    )
+    .await?;
     let cgroup = session.cgroup();
     let mut command = child::command(&cgroup.procs_file(), nofile, &opts.cmd)
         .map_err(io("find warden's own executable"))?;

@@ -17,7 +17,7 @@
 mod body;
 pub mod http;
 mod redact;
-mod rewind;
+mod stream;
 
 use std::{
     collections::HashSet,
@@ -206,8 +206,14 @@ impl Inspector {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(leaf)));
         config.alpn_protocols = vec![if h2 { H2.to_vec() } else { HTTP11.to_vec() }];
+        let hello_len = hello.len() as u64;
+        let counted = stream::Counting::new(client);
+        let (up, down) = (counted.up.clone(), counted.down.clone());
+        // Whatever happens next, the record counts the client's bytes (the ClientHello too).
+        let _count = CountInto(rec, up, down, hello_len);
+        let rec = &mut *_count.0;
         let client = match TlsAcceptor::from(Arc::new(config))
-            .accept(rewind::Rewind::new(hello, client))
+            .accept(stream::Rewind::new(hello, counted))
             .await
         {
             Ok(c) => c,
@@ -262,6 +268,20 @@ impl Inspector {
         if let Err(e) = served {
             rec.reason(format!("HTTP with the client ended: {e}"));
         }
+    }
+}
+
+/// Adds the client's byte counts to the connection record when the interception ends.
+struct CountInto<'a>(&'a mut RecordGuard, Arc<AtomicU64>, Arc<AtomicU64>, u64);
+
+impl Drop for CountInto<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = &self.0.counters;
+        counters
+            .up
+            .fetch_add(self.1.load(Relaxed) + self.3, Relaxed);
+        counters.down.fetch_add(self.2.load(Relaxed), Relaxed);
     }
 }
 

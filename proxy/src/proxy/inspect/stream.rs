@@ -1,11 +1,17 @@
-//! A stream that first gives back bytes already read from it.
+//! Stream adapters for the client side of an intercepted connection.
 //!
-//! The proxy reads the ClientHello to learn the server name before deciding to intercept; the
-//! TLS acceptor must then see the handshake from its first byte.
+//! [`Rewind`]: the proxy reads the ClientHello to learn the server name before deciding to
+//! intercept; the TLS acceptor must then see the handshake from its first byte. [`Counting`]:
+//! the connection record counts the bytes the client sent and received (TLS included), as it
+//! does for relayed connections.
 
 use std::{
     io,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -57,6 +63,62 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Counts bytes read (`up`) and written (`down`).
+pub struct Counting<S> {
+    inner: S,
+    /// Bytes read from `inner`.
+    pub up: Arc<AtomicU64>,
+    /// Bytes written to `inner`.
+    pub down: Arc<AtomicU64>,
+}
+
+impl<S> Counting<S> {
+    /// Counts what passes through `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            up: Arc::default(),
+            down: Arc::default(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counting<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.up.fetch_add(n as u64, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.down.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
