@@ -68,6 +68,8 @@ pub struct Session {
     /// Stops the resolver (after the connections: DNS over TCP goes through the proxy).
     dns_stop: tokio::sync::watch::Sender<bool>,
     dns_serving: Option<JoinHandle<()>>,
+    /// Variables the job's processes must see (TLS inspection's CA bundles).
+    job_env: Vec<(String, String)>,
     handle: EnforcementHandle,
 }
 
@@ -159,6 +161,7 @@ impl Session {
             inspection.as_ref().map(|i| i.inspector.clone()),
         );
         let serving = tokio::spawn(listeners.serve(ctx.clone()));
+        let job_env: Vec<(String, String)> = Vec::new();
         let info = Enforcement {
             event: "start",
             mode: match policy.mode() {
@@ -182,6 +185,7 @@ impl Session {
             serving,
             dns_stop,
             dns_serving,
+            job_env,
             handle: EnforcementHandle {
                 redirect: Some(redirect),
                 cgroup: Some(cgroup),
@@ -194,6 +198,12 @@ impl Session {
     /// The cgroup enforced on.
     pub fn cgroup(&self) -> &JobCgroup {
         self.handle.cgroup()
+    }
+
+    /// Variables the job's processes must see (`NAME`, `VALUE`): the CA bundles of TLS
+    /// inspection. Empty without inspection.
+    pub fn job_env(&self) -> &[(String, String)] {
+        &self.job_env
     }
 
     /// Checks that every hook is still attached to the cgroup; re-attaches what is not.

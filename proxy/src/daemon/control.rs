@@ -50,6 +50,9 @@ pub struct Reply {
     /// The human summary (stop only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// What later steps must set (TLS inspection's CA bundles), `NAME`, `VALUE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
 }
 
 /// Sends `req` to the daemon listening on `socket` and waits for its reply (stop can take a few

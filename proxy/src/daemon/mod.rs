@@ -111,11 +111,19 @@ pub fn start(opts: &StartOptions, args: &[std::ffi::OsString]) -> i32 {
     let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
     match serde_json::from_str::<Reply>(&line) {
         Ok(reply) if reply.state == "on" => {
-            println!(
-                "warden: enforcing ({} mode) on {} since {}, daemon pid {}",
-                reply.mode, reply.cgroup, reply.since, reply.pid
+            let said = format!(
+                "warden: enforcing ({} mode) on {} since {}, daemon pid {}\nwarden: audit log: {}",
+                reply.mode, reply.cgroup, reply.since, reply.pid, reply.audit_log
             );
-            println!("warden: audit log: {}", reply.audit_log);
+            if opts.print_env {
+                // stdout is for `>> $GITHUB_ENV`: only NAME=VALUE lines.
+                eprintln!("{said}");
+                for (name, value) in &reply.env {
+                    println!("{name}={value}");
+                }
+            } else {
+                println!("{said}");
+            }
             0
         }
         _ => {
@@ -242,7 +250,9 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         heartbeat: since,
     };
     state::write(&dir, &st).map_err(|e| e.to_string())?;
-    let mut ready = serde_json::to_string(&reply(&st, &log, "on", None)).unwrap_or_default();
+    let mut on = reply(&st, &log, "on", None);
+    on.env = session.job_env().to_vec();
+    let mut ready = serde_json::to_string(&on).unwrap_or_default();
     ready.push('\n');
     {
         let mut out = std::io::stdout().lock();
@@ -329,5 +339,6 @@ fn reply(st: &state::State, log: &AuditLog, state: &str, last_error: Option<Stri
         last_error,
         lost_since: None,
         summary: None,
+        env: Vec::new(),
     }
 }

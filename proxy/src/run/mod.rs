@@ -175,6 +175,7 @@ async fn supervise(
     let cgroup = session.cgroup();
     let mut command = child::command(&cgroup.procs_file(), nofile, &opts.cmd)
         .map_err(io("find warden's own executable"))?;
+    command.envs(session.job_env().iter().map(|(k, v)| (k, v)));
     let mut child = command.spawn().map_err(io("start the command"))?;
     if let Some(pid) = child.id() {
         session.processes.set_root(pid);
