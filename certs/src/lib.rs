@@ -28,6 +28,7 @@ mod minter;
 mod name;
 mod resolver;
 // The trust-store installer (issue #6 item 2) lives in `trust/`.
+pub mod trust;
 
 #[cfg(test)]
 mod tests;
