@@ -18,12 +18,31 @@ for pkg in llvm-22-dev curl openssl iproute2 util-linux python3 ca-certificates 
   dnsmasq-base bind9-dnsutils; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
+# The TLS-inspection tests' clients and origins: git (git http-backend serves the test
+# repository), node (fetch, http2) and pip. Checked by command rather than by package, since they
+# may come from elsewhere (pyenv, nodesource) and apt's older copies would only shadow them.
+command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 else
   log "system packages present"
+fi
+
+# python's requests, one of the clients TLS inspection must keep working. pip refuses to install
+# into Debian's own python3 (PEP 668); apt's package is the one for that interpreter.
+if ! python3 -c 'import requests' 2>/dev/null; then
+  log "python3 -m pip install requests"
+  if ! python3 -m pip install -q requests; then
+    log "apt-get install python3-requests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-requests
+  fi
+else
+  log "python requests present"
 fi
 
 # The eBPF crate is built with -Z build-std=core, which needs the nightly's rust-src.

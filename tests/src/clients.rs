@@ -4,7 +4,11 @@
 //! in the same way, usually as one `sh -c` script under `warden run`, so the snippets live here
 //! once. Each returns a single shell command that exits non-zero when the exchange did not go as
 //! expected and prints one short line per success. Every TLS client is given the test CA
-//! explicitly: this machine points `SSL_CERT_FILE` and friends at the system bundle.
+//! explicitly: this machine points `SSL_CERT_FILE` and friends at the system bundle. The
+//! exception is the TLS-inspection clients (curl, python `urllib` and `requests`, node `fetch`
+//! and `http2`, git, pip, a WebSocket client), which take `ca: Option<&Path>`: with `None` they
+//! pass no CA option at all and trust what their environment says, as a CI step under Warden
+//! would.
 
 use std::path::Path;
 
@@ -285,11 +289,170 @@ pub fn python_tcp_fate(host: &str, port: u16, bytes: &[u8]) -> String {
     python(TCP_FATE_PY, &[host, &port.to_string(), &hex])
 }
 
-fn python(script: &str, args: &[&str]) -> String {
+/// The HTTP version curl asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http {
+    /// `--http1.1`: HTTP/1.1 only (ALPN `http/1.1`).
+    V1,
+    /// `--http2`: h2 when the server offers it in ALPN, HTTP/1.1 otherwise.
+    V2,
+}
+
+impl Http {
+    fn curl_flag(self) -> &'static str {
+        match self {
+            Http::V1 => "--http1.1",
+            Http::V2 => "--http2",
+        }
+    }
+}
+
+// The clients below are what TLS inspection promises to keep working "with no flags of their
+// own". Each takes `ca: Option<&Path>`: with `None` it is run exactly as a CI step would run it,
+// trusting whatever its environment and the system store say (under warden, Warden's CA); with
+// `Some(ca)` it trusts `ca` through its own option, for the harness's self-tests without warden.
+// Each prints `status N` (and what it fetched) on success and fails on an HTTP error status;
+// a TLS or connection failure makes it print `error KIND: MESSAGE` and exit 2 (python, node) or
+// fail as the tool does (curl, git, pip), so a refused certificate is told from an HTTP error.
+
+/// `curl` GET of `url` asking for `http`: prints the body, then a line
+/// `status NNN version V` (`V` is curl's `%{http_version}`: `2`, `1.1`); fails (22) on an HTTP
+/// error status, after printing both.
+pub fn curl_get(url: &str, http: Http, ca: Option<&Path>) -> String {
+    format!(
+        "curl -sS --fail-with-body -g --max-time {CLIENT_TIMEOUT_S} {}{} \
+         -w '\\nstatus %{{http_code}} version %{{http_version}}\\n' {}",
+        cacert(ca),
+        http.curl_flag(),
+        quote(url)
+    )
+}
+
+/// `curl` POSTing `len` random bytes (`--data-binary`, so `Content-Length`) to `url`, an
+/// `/echo` endpoint, and checking byte for byte that they come back: prints
+/// `echo ok LEN bytes status NNN version V`.
+pub fn curl_post_echo(url: &str, len: usize, http: Http, ca: Option<&Path>) -> String {
+    format!(
+        "(d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && \
+         head -c {len} /dev/urandom >\"$d/sent\" && \
+         w=$(curl -sS --fail -g --max-time {timeout} {}{} --data-binary @\"$d/sent\" \
+         -H 'Content-Type: application/octet-stream' -o \"$d/got\" \
+         -w 'status %{{http_code}} version %{{http_version}}' {}) && \
+         cmp \"$d/sent\" \"$d/got\" && echo \"echo ok $(wc -c <\"$d/got\") bytes $w\")",
+        cacert(ca),
+        http.curl_flag(),
+        quote(url),
+        timeout = CLIENT_TIMEOUT_S * 3,
+    )
+}
+
+/// Python's `urllib.request.urlopen(url)` (its default SSL context, or one trusting only `ca`):
+/// prints `status N`, then the body.
+pub fn python_urllib(url: &str, ca: Option<&Path>) -> String {
+    python(URLLIB_PY, &with_ca(&[url], ca))
+}
+
+/// Python's `requests.get(url)` (`verify=True`, so `REQUESTS_CA_BUNDLE` or certifi, or
+/// `verify=ca`): prints `status N`, then the body.
+pub fn python_requests(url: &str, ca: Option<&Path>) -> String {
+    python(REQUESTS_PY, &with_ca(&[url], ca))
+}
+
+/// Node's global `fetch(url)` (undici, HTTP/1.1): prints `status N`, then the body. `ca` is given
+/// the way node takes extra roots, `NODE_EXTRA_CA_CERTS` (it has no command-line option).
+pub fn node_fetch(url: &str, ca: Option<&Path>) -> String {
+    node(FETCH_JS, &[url], ca)
+}
+
+/// Node's `http2` client sending `GET` (with `te: trailers`) to `url`: prints `status N`, a line
+/// `trailer NAME: VALUE` for each trailer received, then the body. curl (7.88) drops h2
+/// trailers, so this is the trailers client.
+pub fn node_h2_trailers(url: &str, ca: Option<&Path>) -> String {
+    node(H2_TRAILERS_JS, &[url], ca)
+}
+
+/// `git clone` of `url` into a temporary directory, removed after: prints `head SHA`, then the
+/// files checked out, one per line. `ca` is given as `GIT_SSL_CAINFO` (the environment wins
+/// over `-c http.sslCAInfo`, and this machine sets it).
+pub fn git_clone(url: &str, ca: Option<&Path>) -> String {
+    format!(
+        "(d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && \
+         {}timeout {CLIENT_TIMEOUT_S} git clone -q {} \"$d/clone\" && \
+         echo \"head $(git -C \"$d/clone\" rev-parse HEAD)\" && git -C \"$d/clone\" ls-files)",
+        ca.map_or_else(String::new, |ca| format!(
+            "GIT_SSL_CAINFO={} ",
+            quote(&ca.to_string_lossy())
+        )),
+        quote(url)
+    )
+}
+
+/// `pip download --no-deps PACKAGE` from the simple index at `index_url` into a temporary
+/// directory, removed after: prints `downloaded FILE` for each file. `--no-cache-dir` so every
+/// request reaches the network; no retries, so a refusal fails at once. With `ca`, `--cert ca`,
+/// and `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE` unset: pip's requests lets either of them
+/// override `--cert`.
+pub fn pip_download(index_url: &str, package: &str, ca: Option<&Path>) -> String {
+    let (env, cert) = match ca {
+        Some(ca) => (
+            "env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE ",
+            format!("--cert {} ", quote(&ca.to_string_lossy())),
+        ),
+        None => ("", String::new()),
+    };
+    format!(
+        "(d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && \
+         {env}python3 -m pip download -q --no-deps --no-cache-dir --disable-pip-version-check \
+         --retries 0 --timeout {CLIENT_TIMEOUT_S} --index-url {} {cert}-d \"$d\" {} && \
+         for f in \"$d\"/*; do echo \"downloaded ${{f##*/}}\"; done)",
+        quote(index_url),
+        quote(package)
+    )
+}
+
+/// Python opening a WebSocket (RFC 6455) to `wss://host/path` over a raw TLS socket (ALPN
+/// `http/1.1`): checks the 101 and `Sec-WebSocket-Accept`, sends a text message and a binary
+/// message of `len` random bytes (masked), checks both come back, and closes. Prints
+/// `websocket ok LEN bytes`.
+pub fn python_websocket(host: &str, path: &str, len: usize, ca: Option<&Path>) -> String {
+    python(WEBSOCKET_PY, &with_ca(&[host, path, &len.to_string()], ca))
+}
+
+/// `--cacert CA ` or nothing.
+fn cacert(ca: Option<&Path>) -> String {
+    ca.map_or_else(String::new, |ca| {
+        format!("--cacert {} ", quote(&ca.to_string_lossy()))
+    })
+}
+
+/// `args`, then the CA path if there is one (the scripts read it as their last, optional
+/// argument).
+fn with_ca<'a>(args: &[&'a str], ca: Option<&'a Path>) -> Vec<std::borrow::Cow<'a, str>> {
+    let mut all: Vec<_> = args
+        .iter()
+        .map(|a| std::borrow::Cow::Borrowed(*a))
+        .collect();
+    all.extend(ca.map(|ca| ca.to_string_lossy()));
+    all
+}
+
+fn node<S: AsRef<str>>(script: &str, args: &[S], ca: Option<&Path>) -> String {
+    let mut cmd = ca.map_or_else(String::new, |ca| {
+        format!("NODE_EXTRA_CA_CERTS={} ", quote(&ca.to_string_lossy()))
+    });
+    cmd.push_str(&format!("node -e {}", quote(script)));
+    for arg in args {
+        cmd.push(' ');
+        cmd.push_str(&quote(arg.as_ref()));
+    }
+    cmd
+}
+
+fn python<S: AsRef<str>>(script: &str, args: &[S]) -> String {
     let mut cmd = format!("python3 -c {}", quote(script));
     for arg in args {
         cmd.push(' ');
-        cmd.push_str(&quote(arg));
+        cmd.push_str(&quote(arg.as_ref()));
     }
     cmd
 }
@@ -576,6 +739,154 @@ try:
     print("reply", reply.hex(), "from", source[0], source[1])
 except socket.timeout:
     print("no reply")
+"#;
+
+const URLLIB_PY: &str = r#"
+import ssl, sys, urllib.error, urllib.request
+url = sys.argv[1]
+ctx = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None
+try:
+    with urllib.request.urlopen(url, timeout=20, context=ctx) as r:
+        status, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    status, body = e.code, e.read()
+except Exception as e:
+    reason = getattr(e, "reason", e)
+    print(f"error {type(reason).__name__}: {reason}")
+    sys.exit(2)
+print("status", status)
+sys.stdout.write(body.decode(errors="replace"))
+sys.exit(0 if status < 400 else 1)
+"#;
+
+const REQUESTS_PY: &str = r#"
+import sys, requests
+url = sys.argv[1]
+verify = sys.argv[2] if len(sys.argv) > 2 else True
+try:
+    r = requests.get(url, timeout=20, verify=verify)
+except requests.exceptions.RequestException as e:
+    print(f"error {type(e).__name__}: {e}")
+    sys.exit(2)
+print("status", r.status_code)
+sys.stdout.write(r.text)
+sys.exit(0 if r.ok else 1)
+"#;
+
+const FETCH_JS: &str = r#"
+const url = process.argv[1];
+fetch(url, { signal: AbortSignal.timeout(20000) }).then(async (r) => {
+  console.log("status", r.status);
+  process.stdout.write(await r.text());
+  process.exitCode = r.ok ? 0 : 1;
+}).catch((e) => {
+  const cause = e.cause || e;
+  console.log(`error ${cause.code || cause.name}: ${cause.message}`);
+  process.exitCode = 2;
+});
+"#;
+
+const H2_TRAILERS_JS: &str = r#"
+const http2 = require("http2");
+const url = new URL(process.argv[1]);
+const fail = (e) => { console.log(`error ${e.code || e.name}: ${e.message}`); process.exit(2); };
+const session = http2.connect(url.origin);
+session.on("error", fail);
+session.setTimeout(20000, () => fail(new Error("timed out")));
+const req = session.request({ ":path": url.pathname + url.search, te: "trailers" });
+req.on("error", fail);
+let status = 0;
+req.on("response", (h) => { status = h[":status"]; console.log("status", status); });
+req.on("trailers", (t) => {
+  for (const [k, v] of Object.entries(t)) console.log(`trailer ${k}: ${v}`);
+});
+let body = "";
+req.setEncoding("utf8");
+req.on("data", (d) => { body += d; });
+req.on("end", () => {
+  process.stdout.write(body);
+  session.close();
+  process.exitCode = status && status < 400 ? 0 : 1;
+});
+req.end();
+"#;
+
+const WEBSOCKET_PY: &str = r#"
+import base64, hashlib, os, socket, ssl, struct, sys
+host, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=sys.argv[4] if len(sys.argv) > 4 else None)
+ctx.set_alpn_protocols(["http/1.1"])
+try:
+    s = ctx.wrap_socket(socket.create_connection((host, 443), timeout=20), server_hostname=host)
+except (OSError, ssl.SSLError) as e:
+    print(f"error {type(e).__name__}: {e}")
+    sys.exit(2)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit(f"connection closed inside the handshake answer: {buf!r}")
+    buf += chunk
+head, _, buf = buf.partition(b"\r\n\r\n")
+lines = head.decode().split("\r\n")
+if lines[0].split(" ")[1] != "101":
+    sys.exit(f"no upgrade: {lines[0]}")
+headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+want = base64.b64encode(hashlib.sha1((key + guid).encode()).digest()).decode()
+if headers.get("sec-websocket-accept") != want:
+    sys.exit(f"bad Sec-WebSocket-Accept: {headers}")
+
+def recv_exact(k):
+    global buf
+    while len(buf) < k:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            sys.exit("connection closed inside a frame")
+        buf += chunk
+    out, buf = buf[:k], buf[k:]
+    return out
+
+def send(opcode, payload):
+    mask = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    keystream = (mask * (size // 4 + 1))[:size]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")).to_bytes(size, "big")
+    s.sendall(head + mask + masked)
+
+def recv():
+    first, second = recv_exact(2)
+    size = second & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", recv_exact(2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", recv_exact(8))[0]
+    if second & 0x80:
+        sys.exit("the server masked its frame")
+    return first & 0x0F, recv_exact(size)
+
+text = b"hello over websocket"
+data = os.urandom(n)
+send(0x1, text)
+send(0x2, data)
+if recv() != (0x1, text):
+    sys.exit("the text message did not come back")
+if recv() != (0x2, data):
+    sys.exit("the binary message did not come back intact")
+send(0x8, struct.pack("!H", 1000))
+if recv()[0] != 0x8:
+    sys.exit("no close frame back")
+print("websocket ok", n, "bytes")
 "#;
 
 #[cfg(test)]

@@ -11,8 +11,10 @@
 //! helps to query; [`clients`] has the real-client command lines to run under it; [`daemon`]
 //! runs `warden start`/`stop`/`status` on a [`TestCgroup`] instead. DNS tests add a
 //! [`DnsServer`]: a real dnsmasq serving the `test.example` zone at the address the namespace's
-//! private `resolv.conf` names, with a log of every query that reached it. Every test in
-//! this crate, and every later one, is built from these pieces:
+//! private `resolv.conf` names, with a log of every query that reached it. TLS-inspection tests
+//! add [`InspectOrigins`]: h2 and HTTP/1.1 origins built on hyper (streamed echo, trailers,
+//! WebSocket), a git repository over smart HTTP, a pip index, and origins with bad
+//! certificates. Every test in this crate, and every later one, is built from these pieces:
 //!
 //! ```no_run
 //! use tests::{Netns, Origins, WardenRun, audit, clients, skip_unless_root};
@@ -34,6 +36,7 @@ pub mod clients;
 pub mod daemon;
 pub mod decision;
 pub mod dns;
+pub mod inspect;
 pub mod netns;
 pub mod origins;
 pub mod process;
@@ -42,6 +45,7 @@ pub mod warden;
 
 pub use daemon::{Daemon, TestCgroup};
 pub use dns::DnsServer;
+pub use inspect::InspectOrigins;
 pub use netns::Netns;
 pub use origins::{Origin, Origins, Service};
 pub use root::skip_unless_root;
