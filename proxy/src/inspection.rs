@@ -4,23 +4,18 @@
 //! The CA is made when the session starts and lives in memory only; its certificate is added to
 //! the machine's trust store and to bundles the job's runtimes read (`certs::trust`), which
 //! are restored byte for byte when the session ends. Servers are verified against the roots as
-//! they were **before** that: the system bundle and the bundle `SSL_CERT_FILE` named (a
-//! corporate runner's own roots), plus `--upstream-ca` files.
+//! they were **before** that (the system bundle and the bundle `SSL_CERT_FILE` named: a corporate
+//! runner's own roots), plus `--upstream-ca` files.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
+use certs::trust::{self, Installed, Layout};
 use rustls::{pki_types::CertificateDer, sign::CertifiedKey};
 
 use crate::{
     policy::Policy,
     proxy::inspect::{self, Inspector, Leaves},
 };
-
-/// The system bundle on Debian/Ubuntu, and on RHEL-like systems.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-];
 
 /// Errors setting inspection up: Warden's or the machine's, never the job's.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +34,9 @@ pub enum Error {
     /// The inspector refused its configuration.
     #[error(transparent)]
     Inspect(#[from] inspect::Error),
+    /// The CA could not be made trusted (nothing was left changed).
+    #[error("trust store: {0}")]
+    Trust(#[from] trust::Error),
 }
 
 /// Mints through the certs crate's cache.
@@ -50,22 +48,33 @@ impl Leaves for Minted {
     }
 }
 
-/// A session's inspection: the inspector the proxy uses and the CA the job must trust.
+/// A session's inspection: the inspector the proxy uses and the trust the job was given.
 pub struct Setup {
     /// What the proxy calls for each TLS connection.
     pub inspector: Arc<Inspector>,
-    /// The CA certificate, PEM.
-    pub ca_pem: String,
     /// The CA's subject, for records and logs.
     pub ca_name: String,
+    /// The trust-store changes, undone when dropped (or by `restore`).
+    pub installed: Installed,
 }
 
-/// Makes the CA and the inspector for `policy` (inspection must be enabled in it).
-pub fn setup(policy: &Policy, upstream_ca: &[PathBuf]) -> Result<Setup, Error> {
-    let minter = Arc::new(certs::Minter::new(certs::Authority::ephemeral()?)?);
-    let ca_pem = minter.authority().cert_pem();
-    let ca_name = minter.authority().common_name().to_string();
-    let mut roots = roots_before();
+impl Setup {
+    /// Variables the job's processes must see: each CA bundle Warden wrote.
+    pub fn job_env(&self) -> Vec<(String, String)> {
+        self.installed
+            .env()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.display().to_string()))
+            .collect()
+    }
+}
+
+/// Makes the CA, makes the machine and the job trust it (undone when the returned [`Setup`]'s
+/// `installed` is restored or dropped), and builds the inspector for `policy`. `id` names the
+/// trust state (`/run/warden/trust-<id>`); a daemon uses its cgroup's so that a later
+/// `warden stop` or cleanup finds it.
+pub fn setup(policy: &Policy, upstream_ca: &[PathBuf], id: &str) -> Result<Setup, Error> {
+    let mut extra = Vec::new();
     for path in upstream_ca {
         let pem = std::fs::read(path).map_err(|e| Error::UpstreamCa {
             path: path.display().to_string(),
@@ -78,8 +87,24 @@ pub fn setup(policy: &Policy, upstream_ca: &[PathBuf]) -> Result<Setup, Error> {
                 detail: "no PEM certificate in it".into(),
             });
         }
-        roots.extend(certs);
+        extra.extend(certs);
     }
+    let minter = Arc::new(certs::Minter::new(certs::Authority::ephemeral()?)?);
+    let ca_pem = minter.authority().cert_pem();
+    let ca_name = minter.authority().common_name().to_string();
+    let layout = Layout::system();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let installed = match trust::install(&ca_pem, &layout, &env, id) {
+        Err(trust::Error::StateExists(_)) => {
+            // Left by a session that died: undo it, then install afresh.
+            trust::restore_from(&layout.state_dir(id))?;
+            trust::install(&ca_pem, &layout, &env, id)?
+        }
+        other => other?,
+    };
+    // Servers are verified against the roots as they were before Warden's CA.
+    let mut roots = installed.roots_before()?;
+    roots.extend(extra);
     let inspector = Inspector::new(
         Arc::new(Minted(minter)),
         roots,
@@ -87,23 +112,14 @@ pub fn setup(policy: &Policy, upstream_ca: &[PathBuf]) -> Result<Setup, Error> {
     )?;
     Ok(Setup {
         inspector: Arc::new(inspector),
-        ca_pem,
         ca_name,
+        installed,
     })
 }
 
-/// The roots the machine's clients trust now (before Warden's CA is added): the system bundle
-/// and whatever `SSL_CERT_FILE` names.
-fn roots_before() -> Vec<CertificateDer<'static>> {
-    let mut files: Vec<PathBuf> = SYSTEM_BUNDLES.iter().map(PathBuf::from).collect();
-    if let Some(extra) = std::env::var_os("SSL_CERT_FILE") {
-        files.push(PathBuf::from(extra));
-    }
-    files
-        .iter()
-        .filter_map(|f| std::fs::read(f).ok())
-        .flat_map(|pem| parse_pem(&pem))
-        .collect()
+/// Undoes the trust-store changes a session with `id` left (its process died).
+pub fn restore_left_over(id: &str) -> Result<(), trust::Error> {
+    trust::restore_from(&Layout::system().state_dir(id))
 }
 
 fn parse_pem(pem: &[u8]) -> Vec<CertificateDer<'static>> {

@@ -43,6 +43,17 @@ pub enum Error {
     },
 }
 
+/// Names the trust-store state of a session: per cgroup for daemons, which enforce on a cgroup
+/// they were given (so `stop` and the cleanup after a crash find it); per process for
+/// `warden run`, which made its own cgroup.
+pub fn trust_id(cgroup: &JobCgroup) -> String {
+    if cgroup.owned() {
+        format!("run-{}-{}", std::process::id(), cgroup.id())
+    } else {
+        format!("cg-{}", cgroup.id())
+    }
+}
+
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
@@ -85,9 +96,13 @@ impl Session {
         dns: Option<dns::Options>,
         upstream_ca: &[std::path::PathBuf],
     ) -> Result<Session, Error> {
-        // The CA first: nothing is attached yet if it cannot be made.
+        // The CA and its trust first: nothing is attached yet if they cannot be set up.
         let inspection = if policy.inspection().enabled {
-            Some(crate::inspection::setup(&policy, upstream_ca)?)
+            Some(crate::inspection::setup(
+                &policy,
+                upstream_ca,
+                &trust_id(&cgroup),
+            )?)
         } else {
             None
         };
@@ -161,7 +176,10 @@ impl Session {
             inspection.as_ref().map(|i| i.inspector.clone()),
         );
         let serving = tokio::spawn(listeners.serve(ctx.clone()));
-        let job_env: Vec<(String, String)> = Vec::new();
+        let job_env = inspection
+            .as_ref()
+            .map(crate::inspection::Setup::job_env)
+            .unwrap_or_default();
         let info = Enforcement {
             event: "start",
             mode: match policy.mode() {
@@ -172,6 +190,7 @@ impl Session {
             programs: redirect.program_ids().to_vec(),
             proxy: Some(format!("127.0.0.1:{port}")),
             dns: dns_info,
+            inspection: inspection.as_ref().map(|i| i.ca_name.clone()),
             lost_process_events: None,
         };
         let mut start = Record::new(Kind::Enforcement);
@@ -187,6 +206,7 @@ impl Session {
             dns_serving,
             job_env,
             handle: EnforcementHandle {
+                trust: inspection.map(|i| i.installed),
                 redirect: Some(redirect),
                 cgroup: Some(cgroup),
                 info,
@@ -257,6 +277,8 @@ impl Session {
 /// Keeps the hooks attached and the cgroup alive. Dropping it — on success or on any error after
 /// enforcement started — detaches the programs, removes the cgroup and writes the `stop` record.
 pub struct EnforcementHandle {
+    /// TLS inspection's trust-store changes, undone at stop.
+    trust: Option<certs::trust::Installed>,
     redirect: Option<ebpf::Redirect>,
     cgroup: Option<JobCgroup>,
     info: Enforcement,
@@ -280,6 +302,10 @@ impl Drop for EnforcementHandle {
             .map_or(0, ebpf::Redirect::lost_events);
         drop(self.redirect.take());
         let mut errors = Vec::new();
+        if let Some(Err(e)) = self.trust.take().map(certs::trust::Installed::restore) {
+            eprintln!("warden: restoring the trust store: {e}");
+            errors.push(format!("restoring the trust store: {e}"));
+        }
         if let Some(Err(e)) = self.cgroup.take().map(JobCgroup::remove) {
             eprintln!("warden: {e}");
             errors.push(e.to_string());
@@ -294,6 +320,7 @@ impl Drop for EnforcementHandle {
             event: "stop",
             proxy: None,
             dns: None,
+            inspection: None,
             lost_process_events: (lost > 0).then_some(lost),
             ..self.info.clone()
         });

@@ -11,7 +11,8 @@
 //! Commands enter with `nsenter --net` rather than `ip netns exec`, because the latter remounts
 //! `/sys` and so hides the cgroup2 mount warden needs; `unshare --mount` gives each command its
 //! own mount namespace in which the two files are bind-mounted over `/etc/hosts` and
-//! `/etc/resolv.conf`. Lookups go through them as long as the machine's `/etc/nsswitch.conf` says
+//! `/etc/resolv.conf`, and a private copy of the trust store over `/etc/ssl/certs` (Warden's TLS
+//! inspection adds its CA there; tests must never touch the real one). Lookups go through them as long as the machine's `/etc/nsswitch.conf` says
 //! `hosts: files dns` (Debian's and Ubuntu's default; `resolve`, systemd-resolved's NSS module,
 //! would ask the host's resolver over a Unix socket, outside the namespace).
 
@@ -71,8 +72,13 @@ pub const RESOLV_CONF: &str = "nameserver 192.0.2.53\noptions timeout:2 attempts
 /// `$1`, before the command itself.
 const ENTER: &str = concat!(
     r#"mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf"#,
-    r#" && shift && exec "$@""#
+    r#" && mount --bind "$2" /etc/ssl/certs && shift 2 && exec "$@""#
 );
+
+/// The system trust store (the Debian bundle, its hashed links and Java's `cacerts`), which
+/// every command sees as a private copy: Warden's TLS inspection adds its CA there, and tests must
+/// neither race on nor touch the real one.
+const TRUST_STORE: &str = "/etc/ssl/certs";
 
 /// How long one `ip` invocation may take.
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,6 +111,13 @@ impl Netns {
         let netns = Netns { name, dir };
         std::fs::write(netns.hosts_path(), HOSTS)?;
         netns.set_resolv_conf(RESOLV_CONF)?;
+        std::fs::create_dir(netns.trust_store_path())?;
+        let copied = Command::new("cp")
+            .args(["-a", &format!("{TRUST_STORE}/.")])
+            .arg(netns.trust_store_path())
+            .status()
+            .context("copy the trust store")?;
+        anyhow::ensure!(copied.success(), "cannot copy {TRUST_STORE}");
         netns.ip(&["link", "set", "lo", "up"])?;
         for addr in ADDRESSES {
             netns.add_addr(addr)?;
@@ -125,6 +138,12 @@ impl Netns {
     /// The hosts file commands in the namespace see as `/etc/hosts`.
     pub fn hosts_path(&self) -> PathBuf {
         self.dir.path().join("hosts")
+    }
+
+    /// The private copy of the system trust store commands in the namespace see as
+    /// `/etc/ssl/certs` (see [`TRUST_STORE`]).
+    pub fn trust_store_path(&self) -> PathBuf {
+        self.dir.path().join("certs")
     }
 
     /// The resolv.conf commands in the namespace see as `/etc/resolv.conf`.
@@ -178,6 +197,7 @@ impl Netns {
             .args(["sh", "-c", ENTER])
             .arg(self.hosts_path())
             .arg(self.resolv_conf_path())
+            .arg(self.trust_store_path())
             .arg(program)
             .args(args);
         cmd

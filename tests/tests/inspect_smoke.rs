@@ -17,7 +17,7 @@ fn inspected_request_is_recorded() {
         .cmd([
             "sh",
             "-c",
-            "curl -sS -k 'https://tls.example/path/x?token=abc&x=1'; echo; curl -sS -k --http1.1 https://tls.example/second",
+            "curl -sS 'https://tls.example/path/x?token=abc&x=1'; echo; curl -sS --http1.1 https://tls.example/second",
         ])
         .run()
         .unwrap();

@@ -210,6 +210,9 @@ pub struct Enforcement {
     /// Where the proxy listened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// TLS inspection's CA (start only; absent when inspection is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspection: Option<String>,
     /// Warden's resolver (absent: `--no-dns`, lookups neither seen nor policed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsLayer>,

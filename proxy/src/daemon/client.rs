@@ -21,9 +21,14 @@ pub(super) fn cleanup_dead(dir: &Path) {
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix("cg-"))
         .and_then(|n| n.parse::<u64>().ok())
-        && let Err(e) = crate::ebpf::unpin_dir(&crate::ebpf::pin_dir(id))
     {
-        eprintln!("warden: cannot remove the pinned hooks: {e}");
+        if let Err(e) = crate::ebpf::unpin_dir(&crate::ebpf::pin_dir(id)) {
+            eprintln!("warden: cannot remove the pinned hooks: {e}");
+        }
+        // A daemon that died with TLS inspection on left the CA in the trust stores.
+        if let Err(e) = crate::inspection::restore_left_over(&format!("cg-{id}")) {
+            eprintln!("warden: cannot restore the trust store: {e}");
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -40,6 +45,7 @@ pub(super) fn record_loss(st: &state::State) {
         programs: Vec::new(),
         proxy: None,
         dns: None,
+        inspection: None,
         lost_process_events: None,
     };
     let mut lost = Record::new(Kind::Enforcement);
