@@ -100,6 +100,41 @@ pub fn with_url<'a>(records: &'a [Value], url: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// `request` records: one per HTTP request inside a TLS connection Warden inspected
+/// (docs/inspection.md, "Records").
+pub fn requests(records: &[Value]) -> Vec<&Value> {
+    of_kind(records, "request")
+}
+
+/// `request` records whose `http.url` (the full URL, secrets redacted) starts with
+/// `url_prefix`, in the order they were written (when each response ended).
+pub fn requests_to<'a>(records: &'a [Value], url_prefix: &str) -> Vec<&'a Value> {
+    requests(records)
+        .into_iter()
+        .filter(|r| {
+            r["http"]["url"]
+                .as_str()
+                .is_some_and(|url| url.starts_with(url_prefix))
+        })
+        .collect()
+}
+
+/// `request` records whose `http.url` is exactly `url`.
+pub fn requests_for<'a>(records: &'a [Value], url: &str) -> Vec<&'a Value> {
+    requests(records)
+        .into_iter()
+        .filter(|r| r["http"]["url"] == url)
+        .collect()
+}
+
+/// `connection` records flagged `flag` (`inspected`, `not-inspected`, …).
+pub fn connections_flagged<'a>(records: &'a [Value], flag: &str) -> Vec<&'a Value> {
+    connections(records)
+        .into_iter()
+        .filter(|r| has_flag(r, flag))
+        .collect()
+}
+
 /// `dns` records: one per lookup Warden answered (docs/dns.md, "The `dns` record").
 pub fn dns_records(records: &[Value]) -> Vec<&Value> {
     of_kind(records, "dns")
@@ -329,6 +364,22 @@ mod tests {
         assert_eq!(answer_data(&lookup, "CNAME"), ["a.test.example"]);
         assert!(answer_data(&start, "A").is_empty());
         assert_eq!(start_record(&run), Some(&start));
+    }
+
+    #[test]
+    fn finds_request_records_by_url() {
+        let get = json!({"kind": "request", "http": {"url": "https://h2.example/a?x=1"}});
+        let post = json!({"kind": "request", "http": {"url": "https://h2.example/a/b"}});
+        let other = json!({"kind": "request", "http": {"url": "https://h1.example/a"}});
+        let conn = json!({"kind": "connection", "flags": ["inspected"],
+            "http": {"url": "https://h2.example/a"}});
+        let run = [get.clone(), conn.clone(), post.clone(), other.clone()];
+        assert_eq!(requests(&run), [&get, &post, &other]);
+        assert_eq!(requests_to(&run, "https://h2.example/a"), [&get, &post]);
+        assert_eq!(requests_for(&run, "https://h2.example/a/b"), [&post]);
+        assert!(requests_for(&run, "https://h2.example/a").is_empty());
+        assert_eq!(connections_flagged(&run, "inspected"), [&conn]);
+        assert!(connections_flagged(&run, "not-inspected").is_empty());
     }
 
     #[test]
