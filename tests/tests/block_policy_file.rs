@@ -90,7 +90,9 @@ allowed-endpoints:
             "{f}:5:5: key allowed-endpoints: \"10.0.0.1/8\": host bits are set past the prefix; \
              did you mean \"10.0.0.0/8\"?"
         ),
-        format!("{f}:6:1: key colour: unknown key; expected one of: mode, allowed-endpoints, tls-inspection, no-inspect"),
+        format!(
+            "{f}:6:1: key colour: unknown key; expected one of: mode, allowed-endpoints, tls-inspection, no-inspect"
+        ),
     ];
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines, expected, "one line per problem, in order: {out:?}");
