@@ -108,9 +108,6 @@ fn websocket_echo_works_and_is_flagged_upgraded() {
 }
 
 #[test]
-#[ignore = "Warden bug: an upgraded request's record has bytes up 0, down 0 unless both sides \
-            end TLS with close_notify: inspect/http.rs adds the counts only when \
-            copy_bidirectional returns Ok, and a client that just exits makes it return Err"]
 fn websocket_request_record_counts_the_upgraded_stream() {
     if skip_unless_root("websocket_request_record_counts_the_upgraded_stream") {
         return;
@@ -128,9 +125,6 @@ fn websocket_request_record_counts_the_upgraded_stream() {
 }
 
 #[test]
-#[ignore = "Warden bug: an upgraded inspected connection's record is written when hyper hands \
-            the upgraded stream over, not when the connection closes: its bytes (~770 B up) and \
-            duration_ms leave out the whole WebSocket stream (1 MiB each way)"]
 fn websocket_connection_record_spans_the_upgraded_stream() {
     if skip_unless_root("websocket_connection_record_spans_the_upgraded_stream") {
         return;

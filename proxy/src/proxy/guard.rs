@@ -159,7 +159,8 @@ impl RecordGuard {
     pub fn refused_always(&mut self, reason: String) {
         self.rec.decision = Some(Decision::Blocked);
         self.rec.rule = None;
-        self.reason(reason);
+        // The policy's advice (a rule to add) would not help: replace it.
+        self.rec.reason = Some(reason);
     }
 
     /// Records the policy's decision.

@@ -94,7 +94,12 @@ pub struct Connection {
     pub upstream: Upstream,
     /// Requests seen on this connection.
     pub requests: AtomicU64,
+    /// One permit per upgraded stream still open: the connection is over only when they are.
+    pub upgrades: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most upgraded streams one connection can carry (HTTP/1.1 has one at most).
+pub const MAX_UPGRADES: u32 = 64;
 
 /// One request's record, written when the last owner drops it: the end of the response body,
 /// or an error on the way.
@@ -176,16 +181,19 @@ pub async fn forward(
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         record.rec.flags.push("upgraded".into());
         let (up, down) = (record.up.clone(), record.down.clone());
+        let open = conn.upgrades.clone().try_acquire_owned().ok();
         tokio::spawn(async move {
+            let _open = open;
             let _record = record;
             let (Ok(client), Ok(server)) = (client_upgrade.await, upstream_upgrade.await) else {
                 return;
             };
-            let (mut client, mut server) = (TokioIo::new(client), TokioIo::new(server));
-            if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
-                up.fetch_add(a, Ordering::Relaxed);
-                down.fetch_add(b, Ordering::Relaxed);
-            }
+            // Counted as they pass, so a stream that ends with a reset still has its bytes.
+            let mut client = super::stream::Counting::new(TokioIo::new(client));
+            let mut server = TokioIo::new(server);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            up.fetch_add(client.up.load(Ordering::Relaxed), Ordering::Relaxed);
+            down.fetch_add(client.down.load(Ordering::Relaxed), Ordering::Relaxed);
         });
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(

@@ -249,6 +249,7 @@ impl Inspector {
             template: rec.record().clone(),
             upstream,
             requests: AtomicU64::new(0),
+            upgrades: Arc::new(tokio::sync::Semaphore::new(http::MAX_UPGRADES as usize)),
         });
         let service = {
             let conn = conn.clone();
@@ -268,6 +269,9 @@ impl Inspector {
         if let Err(e) = served {
             rec.reason(format!("HTTP with the client ended: {e}"));
         }
+        // An upgraded stream (WebSocket) outlives hyper's connection: the connection is over,
+        // and its record written, when the stream is.
+        let _ = conn.upgrades.acquire_many(http::MAX_UPGRADES).await;
     }
 }
 
