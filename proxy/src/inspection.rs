@@ -93,6 +93,7 @@ pub fn setup(policy: &Policy, upstream_ca: &[PathBuf], id: &str) -> Result<Setup
     let ca_pem = minter.authority().cert_pem();
     let ca_name = minter.authority().common_name().to_string();
     let layout = Layout::system();
+    restore_dead_runs(&layout);
     let env: HashMap<String, String> = std::env::vars().collect();
     let installed = match trust::install(&ca_pem, &layout, &env, id) {
         Err(trust::Error::StateExists(_)) => {
@@ -115,6 +116,34 @@ pub fn setup(policy: &Policy, upstream_ca: &[PathBuf], id: &str) -> Result<Setup
         ca_name,
         installed,
     })
+}
+
+/// Undoes what `warden run`s that were killed (SIGKILL, OOM) left in the trust stores: their
+/// state is `trust-run-<pid>-…` and their pid is gone. (Daemons' are undone by `warden stop` or
+/// the cleanup that notices a dead daemon.)
+fn restore_dead_runs(layout: &Layout) {
+    let Ok(entries) = std::fs::read_dir(&layout.state_root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("trust-run-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match trust::restore_from(&entry.path()) {
+            Ok(()) => {
+                tracing::warn!(state = %entry.path().display(), "restored the trust stores a killed warden run left changed")
+            }
+            Err(e) => tracing::error!(error = %e, "cannot restore what a killed warden run left"),
+        }
+    }
 }
 
 /// Undoes the trust-store changes a session with `id` left (its process died).

@@ -136,6 +136,13 @@ fn curl_speaks_h2_end_to_end_and_http1_where_the_origin_does() {
         "curl",
     );
     assert_run_eq!(out, audit::requests(&out.records).len(), 3, "requests");
+    for r in audit::requests(&out.records) {
+        assert_run!(
+            out,
+            !audit::has_flag(r, "incomplete"),
+            "a whole response: {r}"
+        );
+    }
     inspected_connections(&out, H2_ADDR, 2);
     inspected_connections(&out, H1_ADDR, 1);
     let offered = audit::find_connection(&out.records, &H1_ADDR.ip().to_string(), 443).unwrap();
@@ -204,4 +211,11 @@ fn python_and_node_clients_work_through_inspection() {
     }
     inspected_connections(&out, H2_ADDR, 3);
     assert_run_eq!(out, audit::requests(&out.records).len(), 3, "requests");
+    for r in audit::requests(&out.records) {
+        assert_run!(
+            out,
+            !audit::has_flag(r, "incomplete"),
+            "a whole response: {r}"
+        );
+    }
 }

@@ -43,13 +43,15 @@ pub fn socket(dir: &Path) -> PathBuf {
     dir.join("control.sock")
 }
 
-/// Creates the state directory (and `/run/warden`), root-only.
+/// Creates the state directory (and `/run/warden`), root-only. `/run/warden` itself is 0711: not
+/// listable, but traversable, so the job's non-root users can read the CA bundles TLS
+/// inspection puts under `/run/warden/trust-*/bundles/`.
 pub fn create(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    fs::set_permissions(RUN_DIR, fs::Permissions::from_mode(0o700))?;
+    fs::set_permissions(RUN_DIR, fs::Permissions::from_mode(0o711))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
 }
 

@@ -169,11 +169,25 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
     let _forget = Forget(ctx, own);
     if let (Some(inspector), Some(sni), false) = (&ctx.inspect, &claimed.name, claimed.http) {
         let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
-        match inspector.skip_reason(sni, &claimed.alpn, orig.dst.port(), builtin) {
+        let exe = rec
+            .record()
+            .process
+            .as_ref()
+            .map_or(String::new(), |p| p.exe.clone());
+        match inspector.skip_reason(sni, &claimed.alpn, orig.dst.port(), builtin, &exe) {
             None => {
                 let log = ctx.log.clone();
                 inspector
-                    .intercept(log, rec, client, buf, upstream, sni, &claimed.alpn)
+                    .intercept(
+                        log,
+                        rec,
+                        client,
+                        buf,
+                        upstream,
+                        sni,
+                        &claimed.alpn,
+                        ctx.cancel.subscribe(),
+                    )
                     .await;
                 return;
             }

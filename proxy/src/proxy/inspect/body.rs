@@ -17,6 +17,16 @@ use std::{
 
 use hyper::body::{Body, Frame, SizeHint};
 
+/// Told when a body ended cleanly (so a body dropped half-way can say so).
+pub trait Ended {
+    /// The body reached its end.
+    fn ended(&mut self);
+}
+
+impl Ended for () {
+    fn ended(&mut self) {}
+}
+
 /// A body that counts the data bytes it passes into `counter`, holding `keep` until it is done
 /// or dropped.
 pub struct Counted<B, K> {
@@ -39,7 +49,7 @@ impl<B, K> Counted<B, K> {
 impl<B, K> Body for Counted<B, K>
 where
     B: Body + Unpin,
-    K: Unpin,
+    K: Ended + Unpin,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -55,9 +65,14 @@ where
                     self.counter
                         .fetch_add(hyper::body::Buf::remaining(data) as u64, Ordering::Relaxed);
                 }
+                // A body of known length may not be polled again after its last frame.
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
             }
-            // Ended or failed: let go of what we hold now, not when hyper drops us.
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => drop(self.keep.take()),
+            // Ended: let go of what we hold now, not when hyper drops us.
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Err(_))) => drop(self.keep.take()),
             Poll::Pending => {}
         }
         polled
@@ -69,5 +84,13 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl<B, K: Ended> Counted<B, K> {
+    fn finish(&mut self) {
+        if let Some(mut keep) = self.keep.take() {
+            keep.ended();
+        }
     }
 }

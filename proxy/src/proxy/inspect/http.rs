@@ -35,9 +35,41 @@ type UpstreamBody = Counted<Incoming, ()>;
 /// Warden's end of the connection to the real server.
 pub enum Upstream {
     /// HTTP/1.1: one request at a time.
-    H1(tokio::sync::Mutex<conn::http1::SendRequest<UpstreamBody>>),
+    H1(conn::http1::SendRequest<UpstreamBody>),
     /// h2: streams in parallel.
     H2(conn::http2::SendRequest<UpstreamBody>),
+}
+
+/// How to connect to the server again, verified the same way, when it closed the connection
+/// (an idle keep-alive timeout, an h2 GOAWAY) while the client's stays open.
+pub struct Dialer {
+    /// The original destination.
+    pub dst: std::net::SocketAddr,
+    /// The verified server name.
+    pub name: rustls::pki_types::ServerName<'static>,
+    /// The TLS client configuration (roots, ALPN) of the first connection.
+    pub config: Arc<rustls::ClientConfig>,
+    /// Whether the first connection spoke h2 (the new one must too).
+    pub h2: bool,
+}
+
+impl Dialer {
+    async fn dial(&self) -> Result<Upstream, String> {
+        let tcp = crate::proxy::upstream::dial(self.dst)
+            .await
+            .map_err(|e| format!("reconnect: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
+            .connect(self.name.clone(), tcp)
+            .await
+            .map_err(|e| format!("reconnect TLS: {e}"))?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        if h2 != self.h2 {
+            return Err("the server changed protocol on reconnect".into());
+        }
+        Upstream::handshake(tls, h2)
+            .await
+            .map_err(|e| format!("reconnect HTTP: {e}"))
+    }
 }
 
 impl Upstream {
@@ -62,21 +94,41 @@ impl Upstream {
                     tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
                 }
             });
-            Ok(Upstream::H1(tokio::sync::Mutex::new(send)))
+            Ok(Upstream::H1(send))
         }
     }
 
-    async fn send(&self, req: Request<UpstreamBody>) -> hyper::Result<Response<Incoming>> {
+    fn is_closed(&self) -> bool {
         match self {
-            Upstream::H1(send) => {
-                let mut send = send.lock().await;
-                send.ready().await?;
-                send.send_request(req).await
+            Upstream::H1(s) => s.is_closed(),
+            Upstream::H2(s) => s.is_closed(),
+        }
+    }
+}
+
+impl Connection {
+    /// Sends `req` to the server, connecting again first if the server closed the connection
+    /// (nothing of this request was sent yet, so that is always safe).
+    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, String> {
+        let mut upstream = self.upstream.lock().await;
+        let ready = match &mut *upstream {
+            Upstream::H1(s) => s.ready().await.is_ok(),
+            Upstream::H2(s) => s.ready().await.is_ok(),
+        };
+        if !ready || upstream.is_closed() {
+            *upstream = self.dialer.dial().await?;
+            match &mut *upstream {
+                Upstream::H1(s) => s.ready().await.map_err(|e| e.to_string())?,
+                Upstream::H2(s) => s.ready().await.map_err(|e| e.to_string())?,
             }
-            Upstream::H2(send) => {
-                let mut send = send.clone();
-                send.ready().await?;
-                send.send_request(req).await
+        }
+        match &mut *upstream {
+            // HTTP/1.1: the lock is held until the response head arrives, one request at a time.
+            Upstream::H1(s) => s.send_request(req).await.map_err(|e| e.to_string()),
+            Upstream::H2(s) => {
+                let mut s = s.clone();
+                drop(upstream);
+                s.send_request(req).await.map_err(|e| e.to_string())
             }
         }
     }
@@ -91,11 +143,15 @@ pub struct Connection {
     /// The connection record so far: process and destination are copied into request records.
     pub template: Record,
     /// Warden's connection to the server.
-    pub upstream: Upstream,
+    pub upstream: tokio::sync::Mutex<Upstream>,
+    /// How to connect again when the server closed it.
+    pub dialer: Dialer,
     /// Requests seen on this connection.
     pub requests: AtomicU64,
     /// One permit per upgraded stream still open: the connection is over only when they are.
     pub upgrades: Arc<tokio::sync::Semaphore>,
+    /// Fires when Warden stops: upgraded streams end then (and write their records).
+    pub cancel: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Most upgraded streams one connection can carry (HTTP/1.1 has one at most).
@@ -109,11 +165,28 @@ pub struct RequestRecord {
     started: Instant,
     up: Arc<AtomicU64>,
     down: Arc<AtomicU64>,
+    /// The response was delivered whole (or there was none to deliver).
+    complete: bool,
+}
+
+impl super::body::Ended for RequestRecord {
+    fn ended(&mut self) {
+        self.complete = true;
+    }
 }
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
         let rec = &mut self.rec;
+        if !self.complete {
+            rec.flags.push("incomplete".into());
+            let why = "the response did not reach its end (the client went away or the server \
+                       failed mid-body)";
+            rec.reason = Some(match rec.reason.take() {
+                Some(r) => format!("{r}; {why}"),
+                None => why.into(),
+            });
+        }
         rec.duration_ms =
             Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
         rec.bytes = Some(ByteCounts {
@@ -143,32 +216,31 @@ pub async fn forward(
         started: Instant::now(),
         up: Arc::default(),
         down: Arc::default(),
+        complete: false,
     };
     let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    match conn.upstream {
-        Upstream::H1(_) => {
-            parts.uri = Uri::try_from(target.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
-            parts.version = Version::HTTP_11;
-            if !parts.headers.contains_key(header::HOST)
-                && let Ok(host) = HeaderValue::from_str(&authority)
-            {
-                parts.headers.insert(header::HOST, host);
-            }
-        }
-        Upstream::H2(_) => {
-            let uri = format!("https://{authority}{target}");
-            parts.uri = Uri::try_from(uri).unwrap_or_else(|_| Uri::from_static("/"));
-            parts.version = Version::HTTP_2;
+    // The server sees exactly the authority the record names (RFC 9112 §3.2.2: an
+    // absolute-form target wins over Host).
+    parts.headers.remove(header::HOST);
+    if conn.dialer.h2 {
+        let uri = format!("https://{authority}{target}");
+        parts.uri = Uri::try_from(uri).unwrap_or_else(|_| Uri::from_static("/"));
+        parts.version = Version::HTTP_2;
+    } else {
+        parts.uri = Uri::try_from(target.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+        parts.version = Version::HTTP_11;
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            parts.headers.insert(header::HOST, host);
         }
     }
     let body = Counted::new(body, record.up.clone(), None);
-    let response = match conn.upstream.send(Request::from_parts(parts, body)).await {
+    let response = match conn.send(Request::from_parts(parts, body)).await {
         Ok(r) => r,
         Err(e) => {
             record.rec.flags.push("upstream-error".into());
             record.rec.reason = Some(format!("upstream request: {e}"));
-            return Ok(bad_gateway(record, &e.to_string()));
+            return Ok(bad_gateway(record, &e));
         }
     };
     let mut response = response;
@@ -182,6 +254,8 @@ pub async fn forward(
         record.rec.flags.push("upgraded".into());
         let (up, down) = (record.up.clone(), record.down.clone());
         let open = conn.upgrades.clone().try_acquire_owned().ok();
+        record.complete = true;
+        let mut cancel = conn.cancel.clone();
         tokio::spawn(async move {
             let _open = open;
             let _record = record;
@@ -191,7 +265,10 @@ pub async fn forward(
             // Counted as they pass, so a stream that ends with a reset still has its bytes.
             let mut client = super::stream::Counting::new(TokioIo::new(client));
             let mut server = TokioIo::new(server);
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                _ = cancel.wait_for(|c| *c) => {}
+            }
             up.fetch_add(client.up.load(Ordering::Relaxed), Ordering::Relaxed);
             down.fetch_add(client.down.load(Ordering::Relaxed), Ordering::Relaxed);
         });
@@ -209,9 +286,12 @@ pub async fn forward(
     ))
 }
 
-/// The authority a request is for: `:authority` (h2) or the URI's, else `Host`, else the SNI.
+/// The authority a request is for: `:authority` (h2) or the absolute-form target's, else
+/// `Host`, else the SNI; without userinfo (`user:password@` never reaches a record or, from
+/// Warden, the server: credentials belong in headers).
 fn authority(req: &Request<Incoming>, sni: &str) -> String {
-    req.uri()
+    let raw = req
+        .uri()
         .authority()
         .map(|a| a.as_str().to_string())
         .or_else(|| {
@@ -220,7 +300,11 @@ fn authority(req: &Request<Incoming>, sni: &str) -> String {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| sni.to_string())
+        .unwrap_or_else(|| sni.to_string());
+    match raw.rsplit_once('@') {
+        Some((_, host)) => host.to_string(),
+        None => raw,
+    }
 }
 
 fn wants_upgrade(req: &Request<Incoming>) -> bool {
@@ -253,6 +337,7 @@ fn bad_gateway(mut record: RequestRecord, why: &str) -> Response<ResponseBody> {
         http.status = Some(StatusCode::BAD_GATEWAY.as_u16());
     }
     record.rec.decision = record.rec.decision.or(Some(Decision::Allowed));
+    record.complete = true;
     drop(record);
     let body = format!("Warden could not forward this request to the server: {why}\n");
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));

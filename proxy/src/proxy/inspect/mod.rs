@@ -39,6 +39,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use super::{conn::reset, guard::RecordGuard};
 use crate::{audit::AuditLog, policy::Host};
 
+/// How long either TLS handshake may take: a server that accepts TCP and never answers TLS must
+/// not hold the client's connection open until Warden stops.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// ALPN protocols Warden can bridge.
 const H2: &[u8] = b"h2";
 const HTTP11: &[u8] = b"http/1.1";
@@ -112,11 +116,14 @@ impl Inspector {
         alpn: &[String],
         port: u16,
         builtin: bool,
+        client_exe: &str,
     ) -> Option<&'static str> {
-        let http =
-            alpn.iter().any(|p| p == "h2" || p == "http/1.1") || (alpn.is_empty() && port == 443);
+        let http = alpn
+            .iter()
+            .any(|p| p == "h2" || p == "http/1.1" || p == "http/1.0")
+            || (alpn.is_empty() && port == 443);
         if !http {
-            return Some("not HTTPS (no h2 or http/1.1 ALPN)");
+            return Some("not HTTPS (no HTTP ALPN, and not port 443)");
         }
         if builtin {
             return Some("a built-in allowance (the runner's own service)");
@@ -125,8 +132,8 @@ impl Inspector {
         if self.no_inspect.iter().any(|h| matches_host(h, &name)) {
             return Some("listed in --no-inspect");
         }
-        if lock(&self.rejected).contains(&name) {
-            return Some("its client rejected Warden's certificate earlier in the job");
+        if lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
+            return Some("this program rejected Warden's certificate for it earlier in the job");
         }
         None
     }
@@ -144,6 +151,7 @@ impl Inspector {
         server: TcpStream,
         sni: &str,
         alpn: &[String],
+        cancel: tokio::sync::watch::Receiver<bool>,
     ) {
         rec.flag("inspected");
         // 1. The real server, verified, in a protocol Warden can bridge that the client offered.
@@ -159,9 +167,14 @@ impl Inspector {
             reset(client);
             return;
         };
-        let server = match TlsConnector::from(Arc::new(upstream))
-            .connect(name, server)
-            .await
+        let upstream = Arc::new(upstream);
+        let dst = server.peer_addr();
+        let server = match tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            TlsConnector::from(upstream.clone()).connect(name.clone(), server),
+        )
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
         {
             Ok(s) => s,
             Err(e) => {
@@ -205,22 +218,35 @@ impl Inspector {
         let mut config = builder
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(leaf)));
-        config.alpn_protocols = vec![if h2 { H2.to_vec() } else { HTTP11.to_vec() }];
+        // Exactly what the server chose; a client that offered only other HTTP versions
+        // (`http/1.0`) gets no ALPN and speaks HTTP/1.x all the same.
+        config.alpn_protocols = if h2 {
+            vec![H2.to_vec()]
+        } else if alpn.iter().any(|p| p.as_bytes() == HTTP11) {
+            vec![HTTP11.to_vec()]
+        } else {
+            Vec::new()
+        };
         let hello_len = hello.len() as u64;
         let counted = stream::Counting::new(client);
         let (up, down) = (counted.up.clone(), counted.down.clone());
         // Whatever happens next, the record counts the client's bytes (the ClientHello too).
         let _count = CountInto(rec, up, down, hello_len);
         let rec = &mut *_count.0;
-        let client = match TlsAcceptor::from(Arc::new(config))
-            .accept(stream::Rewind::new(hello, counted))
-            .await
+        let client = match tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            TlsAcceptor::from(Arc::new(config)).accept(stream::Rewind::new(hello, counted)),
+        )
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
         {
             Ok(c) => c,
             Err(e) => {
                 let rejected = rejects_certificate(&e);
                 if rejected {
-                    lock(&self.rejected).insert(sni.trim_end_matches('.').to_ascii_lowercase());
+                    let exe = rec.record().process.as_ref().map_or("", |p| p.exe.as_str());
+                    let key = rejection_key(&sni.trim_end_matches('.').to_ascii_lowercase(), exe);
+                    lock(&self.rejected).insert(key);
                     rec.flag("client-rejected-certificate");
                     rec.reason(format!(
                         "the client rejected Warden's certificate ({e}): it pins its server's \
@@ -235,6 +261,7 @@ impl Inspector {
             }
         };
         // 3. HTTP both ways.
+        let upstream_config = upstream;
         let upstream = match http::Upstream::handshake(server, h2).await {
             Ok(u) => u,
             Err(e) => {
@@ -243,13 +270,24 @@ impl Inspector {
                 return;
             }
         };
+        let Ok(dst) = dst else {
+            rec.flag("upstream-error");
+            return;
+        };
         let conn = Arc::new(http::Connection {
             server_name: sni.to_string(),
             log,
             template: rec.record().clone(),
-            upstream,
+            upstream: tokio::sync::Mutex::new(upstream),
+            dialer: http::Dialer {
+                dst,
+                name,
+                config: upstream_config,
+                h2,
+            },
             requests: AtomicU64::new(0),
             upgrades: Arc::new(tokio::sync::Semaphore::new(http::MAX_UPGRADES as usize)),
+            cancel,
         });
         let service = {
             let conn = conn.clone();
@@ -297,6 +335,12 @@ impl ResolvesServerCert for Fixed {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.0.clone())
     }
+}
+
+/// A host is passed through after a rejection only for the program that rejected Warden's
+/// certificate (one pinning client must not switch inspection off for the whole job).
+fn rejection_key(host: &str, exe: &str) -> String {
+    format!("{host} {exe}")
 }
 
 fn matches_host(host: &Host, name: &str) -> bool {

@@ -32,8 +32,25 @@ const NAMES: &[&str] = &[
     "session",
     "sessionid",
     "jwt",
+    "credential",
+    "credentials",
+    "pass",
+    "pwd",
+    "accesskey",
+    "xjfrogartapi",
 ];
-const SUFFIXES: &[&str] = &["token", "secret", "password", "signature", "_key", "-key"];
+/// Name endings that mark a credential, compared on the name's letters and digits only.
+const SUFFIXES: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "signature",
+    "key",
+    "credential",
+    "credentials",
+    "sessionid",
+];
 
 /// `https://host[:port]` + `path_and_query` with credential-bearing query values redacted.
 pub fn url(scheme: &str, authority: &str, path_and_query: &str) -> String {
@@ -50,19 +67,45 @@ pub fn path_and_query_redacted(target: &str) -> String {
     let Some((path, query)) = target.split_once('?') else {
         return target.to_string();
     };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if secret(name) => format!("{name}=REDACTED"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
+    // `&` separates parameters, and so does `;` for many servers (the W3C's old advice).
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split(['&', ';']).enumerate() {
+        if i > 0 {
+            // Keep the separator that was there.
+            let at = query_separator_at(query, i);
+            out.push(at);
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if secret(name) => {
+                out.push_str(name);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    format!("{path}?{out}")
+}
+
+/// The `n`-th separator (1-based) of `query`.
+fn query_separator_at(query: &str, n: usize) -> char {
+    query
+        .chars()
+        .filter(|c| *c == '&' || *c == ';')
+        .nth(n - 1)
+        .unwrap_or('&')
 }
 
 fn secret(name: &str) -> bool {
     let decoded = percent_decoded_lower(name);
-    NAMES.contains(&decoded.as_str()) || SUFFIXES.iter().any(|s| decoded.ends_with(s))
+    // Letters and digits only: `X-Amz-Signature`, `x_amz_signature`, `token[]` all compare alike.
+    let bare: String = decoded
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    NAMES.iter().any(|n| {
+        let n: String = n.chars().filter(char::is_ascii_alphanumeric).collect();
+        n == bare
+    }) || SUFFIXES.iter().any(|s| bare.ends_with(s))
 }
 
 /// Lowercase, with `%XX` escapes decoded (so `X%2DAmz%2DSignature` is still caught).
@@ -118,6 +161,23 @@ mod tests {
             ),
             ("/x?flag&sig=", "/x?flag&sig=REDACTED"),
             ("/x?a=1#frag", "/x?a=1"),
+            ("/x?a=1;token=S1", "/x?a=1;token=REDACTED"),
+            (
+                "/x?accessKey=S&pwd=S&pass=S",
+                "/x?accessKey=REDACTED&pwd=REDACTED&pass=REDACTED",
+            ),
+            (
+                "/x?credentials=S&session_id=S",
+                "/x?credentials=REDACTED&session_id=REDACTED",
+            ),
+            (
+                "/x?token[]=S&X-JFrog-Art-Api=S",
+                "/x?token[]=REDACTED&X-JFrog-Art-Api=REDACTED",
+            ),
+            (
+                "/x?page=2&sort=name&q=key+words",
+                "/x?page=2&sort=name&q=key+words",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(path_and_query_redacted(input), want, "{input}");
