@@ -136,10 +136,12 @@ impl<'a> Daemon<'a> {
 
     /// The daemon's pid, from `start`'s "… daemon pid N" line.
     pub fn pid(&self) -> Option<Pid> {
+        // `start --print-env` keeps stdout for NAME=VALUE lines and says the rest on stderr.
         let line = self
             .started
             .stdout
             .lines()
+            .chain(self.started.stderr.lines())
             .find(|l| l.contains("daemon pid "))?;
         let pid = line.rsplit("daemon pid ").next()?.trim().parse().ok()?;
         Some(Pid::from_raw(pid))

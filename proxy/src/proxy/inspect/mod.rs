@@ -154,6 +154,10 @@ impl Inspector {
         cancel: tokio::sync::watch::Receiver<bool>,
     ) {
         rec.flag("inspected");
+        // The ClientHello was read before interception began: count it whatever happens next.
+        rec.counters
+            .up
+            .fetch_add(hello.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // 1. The real server, verified, in a protocol Warden can bridge that the client offered.
         let mut upstream = self.upstream.clone();
         upstream.alpn_protocols = alpn
@@ -227,11 +231,10 @@ impl Inspector {
         } else {
             Vec::new()
         };
-        let hello_len = hello.len() as u64;
         let counted = stream::Counting::new(client);
         let (up, down) = (counted.up.clone(), counted.down.clone());
-        // Whatever happens next, the record counts the client's bytes (the ClientHello too).
-        let _count = CountInto(rec, up, down, hello_len);
+        // Whatever happens next, the record counts the bytes the TLS handshake and HTTP read.
+        let _count = CountInto(rec, up, down);
         let rec = &mut *_count.0;
         let client = match tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
@@ -314,15 +317,13 @@ impl Inspector {
 }
 
 /// Adds the client's byte counts to the connection record when the interception ends.
-struct CountInto<'a>(&'a mut RecordGuard, Arc<AtomicU64>, Arc<AtomicU64>, u64);
+struct CountInto<'a>(&'a mut RecordGuard, Arc<AtomicU64>, Arc<AtomicU64>);
 
 impl Drop for CountInto<'_> {
     fn drop(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         let counters = &self.0.counters;
-        counters
-            .up
-            .fetch_add(self.1.load(Relaxed) + self.3, Relaxed);
+        counters.up.fetch_add(self.1.load(Relaxed), Relaxed);
         counters.down.fetch_add(self.2.load(Relaxed), Relaxed);
     }
 }
