@@ -12,6 +12,7 @@ pub struct Summary {
     blocked: u64,
     lookups: u64,
     blocked_lookups: u64,
+    requests: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,6 +29,10 @@ impl Summary {
     pub fn add(&mut self, r: &Record) {
         if r.kind == Kind::Dns {
             self.add_lookup(r);
+            return;
+        }
+        if r.kind == Kind::Request {
+            self.requests += 1;
             return;
         }
         if !matches!(r.kind, Kind::Connection | Kind::Udp) {
@@ -133,6 +138,14 @@ impl fmt::Display for Summary {
             if self.blocked_lookups > 0 {
                 write!(f, ", {} BLOCKED", self.blocked_lookups)?;
             }
+        }
+        if self.requests > 0 {
+            write!(
+                f,
+                "; {} HTTPS request{} inspected",
+                self.requests,
+                if self.requests == 1 { "" } else { "s" }
+            )?;
         }
         writeln!(f)?;
         for ((pid, exe), dsts) in &self.processes {

@@ -61,6 +61,7 @@ fn demo() -> anyhow::Result<ExitCode> {
     }
     show_records(&audit_log);
     block_mode(&netns, &origins)?;
+    inspection(&netns, &origins)?;
     // Like a shell: a signal N becomes 128 + N.
     let code = status
         .code()
@@ -127,6 +128,43 @@ fn block_mode(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
         "\nwarden exited with {status}; audit log: {}",
         audit_log.display()
     );
+    Ok(())
+}
+
+/// TLS inspection: curl with no CA flag of its own trusts the run's CA (Warden put it in the
+/// namespace's private copy of the trust store and in CURL_CA_BUNDLE & co.), and each HTTPS
+/// request leaves a `request` record with its full URL, credentials redacted.
+fn inspection(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
+    let audit_log = std::env::current_dir()?.join("warden-demo-inspect.audit.jsonl");
+    let _ = std::fs::remove_file(&audit_log);
+    let ca = origins.ca_pem_path();
+    let script = "curl -sS 'https://tls.example/releases/v1.tar.gz?X-Amz-Signature=s3cr3t&x=1'; echo; \
+                  curl -sS https://tls.example/api/status";
+    println!(
+        "\n$ warden run --tls-inspection --upstream-ca <test CA> --audit-log {} -- sh -c <curl, no CA flag>\n",
+        audit_log.display()
+    );
+    let status = WardenRun::new(netns)
+        .audit_log(&audit_log)
+        .args(["--tls-inspection", "--upstream-ca"])
+        .args([ca.as_os_str()])
+        .cmd(["sh", "-c", script])
+        .command()?
+        .status()
+        .context("cannot start warden")?;
+    println!("\nwarden exited with {status}; the request records:");
+    for record in read_records(&audit_log)?
+        .iter()
+        .filter(|r| r["kind"] == "request")
+    {
+        println!(
+            "  {} {} -> {} ({} bytes down)",
+            record["http"]["method"].as_str().unwrap_or("?"),
+            record["http"]["url"].as_str().unwrap_or("?"),
+            record["http"]["status"],
+            record["bytes"]["down"]
+        );
+    }
     Ok(())
 }
 
