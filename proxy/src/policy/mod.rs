@@ -18,6 +18,7 @@ mod index;
 mod syntax;
 #[cfg(test)]
 mod tests;
+pub mod url;
 
 use std::{collections::HashSet, fmt, net::IpAddr, str::FromStr};
 
