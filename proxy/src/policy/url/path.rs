@@ -5,8 +5,9 @@
 //! `..` is a dot segment like a literal one (servers decode before they resolve). What cannot be
 //! decoded into one unambiguous path is refused, never guessed at: an encoded `/` (a server may or
 //! may not split on it), a backslash (some servers treat it as `/`), NUL and other control
-//! characters, invalid escapes, invalid UTF-8 (including overlong forms such as `%c0%ae`), and
-//! `..` above the root. A refused path matches no rule.
+//! characters, invalid escapes, invalid UTF-8 (including overlong forms such as `%c0%ae`), a
+//! `..;` segment (a dot segment to servers that strip path parameters, as in Orange Tsai's
+//! "Breaking Parser Logic", Black Hat 2018), and `..` above the root. A refused path matches no rule.
 
 /// Why a request path cannot be normalised. Caused by the client that sent the request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +33,9 @@ pub enum PathError {
     /// More `..` segments than there are segments to remove.
     #[error("'..' climbs above the root")]
     AboveRoot,
+    /// `..;x` or `.;x`: a dot segment to servers that strip `;` parameters (Tomcat, Jetty).
+    #[error("has a '.' or '..' segment with ';' parameters")]
+    DotParams,
     /// A raw `?` or `#`: the caller must pass the path without its query.
     #[error("contains '?' or '#' (pass the path without its query)")]
     QueryOrFragment,
@@ -104,6 +108,9 @@ pub(super) fn decode_segment(raw: &str) -> Result<String, PathError> {
     let text = String::from_utf8(out).map_err(|_| PathError::NotUtf8)?;
     if text.chars().any(char::is_control) {
         return Err(PathError::Control);
+    }
+    if let Some((".." | ".", _)) = text.split_once(';') {
+        return Err(PathError::DotParams);
     }
     Ok(text)
 }
