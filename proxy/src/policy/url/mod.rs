@@ -18,12 +18,13 @@
 //!   a query or fragment is refused, since queries are not matched; `.` and `..` segments are
 //!   refused; duplicate slashes are dropped; a trailing slash is kept and must match.
 //!
-//! Request paths are first put through [`normalize_path`] ([`path`]); one that cannot be
+//! Request paths are first put through [`normalize_path`]; one that cannot be
 //! normalised matches nothing. [`UrlRule`]'s `Display` is canonical and parses back to an equal
 //! rule; it never contains a `,` or a space other than the one after the method.
 
 mod path;
 mod pattern;
+mod set;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ use std::{fmt, str::FromStr};
 
 pub use path::{PathError, normalize_path};
 use pattern::Segment;
+pub use set::UrlRules;
 
 use super::{Endpoint, EndpointReason, Host};
 
@@ -327,71 +329,4 @@ pub fn parse_url_rule_list(text: &str) -> Result<Vec<UrlRule>, Vec<UrlRuleError>
         }
     }
     if bad.is_empty() { Ok(good) } else { Err(bad) }
-}
-
-/// A set of URL rules, in the order written.
-///
-/// A host (and port) named by any rule is *strict*: the caller inspects its connections and
-/// allows there only requests some rule matches. Every rule is an allow, so which of several
-/// matching rules is reported does not change the decision; [`UrlRules::find`] reports the first
-/// in written order, which users can predict from their list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UrlRules {
-    rules: Vec<UrlRule>,
-    /// Each rule's endpoint once, in order of first appearance.
-    hosts: Vec<Endpoint>,
-}
-
-impl UrlRules {
-    /// The set of `rules`, kept in order.
-    pub fn new(rules: Vec<UrlRule>) -> Self {
-        let mut hosts: Vec<Endpoint> = Vec::new();
-        for rule in &rules {
-            if !hosts.contains(&rule.endpoint) {
-                hosts.push(rule.endpoint.clone());
-            }
-        }
-        UrlRules { rules, hosts }
-    }
-
-    /// The rules, in the order written.
-    pub fn rules(&self) -> &[UrlRule] {
-        &self.rules
-    }
-
-    /// Whether there are no rules (strict mode is off).
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// The hosts (with ports) that have URL rules, each once: these are inspected, and only
-    /// requests some rule matches are allowed there.
-    pub fn hosts(&self) -> &[Endpoint] {
-        &self.hosts
-    }
-
-    /// Whether `host` on `port` is strict (some rule names it).
-    pub fn for_host(&self, host: &str, port: u16) -> bool {
-        self.hosts.iter().any(|e| e.matches_name(host, port))
-    }
-
-    /// The first rule, in written order, that matches the request (see [`UrlRule::matches`]).
-    pub fn find(
-        &self,
-        method: &str,
-        scheme: &str,
-        host: &str,
-        port: u16,
-        normalized_path: &str,
-    ) -> Option<&UrlRule> {
-        self.rules
-            .iter()
-            .find(|r| r.matches(method, scheme, host, port, normalized_path))
-    }
-}
-
-impl FromIterator<UrlRule> for UrlRules {
-    fn from_iter<I: IntoIterator<Item = UrlRule>>(iter: I) -> Self {
-        UrlRules::new(iter.into_iter().collect())
-    }
 }

@@ -1,7 +1,7 @@
 //! Path globs: `*` within one segment, `**` across whole segments.
 //!
 //! A rule's path is split into segments like a request path and each literal part is decoded
-//! with the same rules ([`super::path`]), so a rule and a request compare as decoded text and no
+//! with the same rules as request paths, so a rule and a request compare as decoded text and no
 //! spelling of a path can match differently from another. Matching walks segments, never
 //! characters across a `/`, so `/my-org/**` cannot match `/my-org-evil/x`.
 
