@@ -16,6 +16,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod ebpf;
+pub mod exfil;
 pub mod inspection;
 pub mod policy;
 pub mod process;
