@@ -390,3 +390,31 @@ fn odd_input_does_not_panic() {
         let _ = s.finish();
     }
 }
+
+/// Throughput check: `cargo test --release -p proxy exfil::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let secrets = (0..20)
+        .map(|i| {
+            Secret::new(
+                format!("S{i}"),
+                format!("secret-value-number-{i:04}-padding"),
+            )
+        })
+        .collect();
+    let d = Detector::new(secrets);
+    let body: Vec<u8> = b"{\"k\": \"lorem ipsum %20 ghx_ AKIA-- dolor\"}\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(50 << 20)
+        .collect();
+    let t = std::time::Instant::now();
+    let mut s = d.stream();
+    for c in body.chunks(16 << 10) {
+        assert!(s.push(c).0.is_empty());
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("{:.0} MB/s", body.len() as f64 / secs / 1e6);
+}

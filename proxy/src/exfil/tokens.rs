@@ -160,6 +160,18 @@ pub(super) const FORMATS: &[Format] = &[
     pem(b"-----BEGIN PGP PRIVATE KEY BLOCK-----"),
 ];
 
+/// For each byte, the formats whose prefix starts with it (bit `i` for `FORMATS[i]`).
+static FIRST: [u32; 256] = {
+    assert!(FORMATS.len() <= 32);
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < FORMATS.len() {
+        t[FORMATS[i].prefix[0] as usize] |= 1 << i;
+        i += 1;
+    }
+    t
+};
+
 /// The most bytes a token match can span, counting the byte that ends its body.
 pub(super) fn longest() -> usize {
     FORMATS
@@ -193,15 +205,18 @@ impl Matcher {
     /// Feeds one (percent-decoded) byte; `escaped` says it came from a `%XX` escape.
     pub fn feed(&mut self, b: u8, escaped: bool, hits: &mut Vec<Hit>) {
         self.open.retain_mut(|o| advance(o, b, escaped, hits));
-        for (i, f) in FORMATS.iter().enumerate() {
-            let first = f.prefix[0];
-            if first == b && !(word(first) && word(self.prev)) {
-                self.open.push(Open {
-                    format: i as u8,
-                    matched: 1,
-                    escaped,
-                });
-            }
+        let mut starts = FIRST[b as usize];
+        if word(b) && word(self.prev) {
+            starts = 0;
+        }
+        while starts != 0 {
+            let i = starts.trailing_zeros();
+            starts &= starts - 1;
+            self.open.push(Open {
+                format: i as u8,
+                matched: 1,
+                escaped,
+            });
         }
         self.prev = b;
     }
