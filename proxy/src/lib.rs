@@ -28,3 +28,9 @@ pub mod summary;
 pub mod sys;
 pub mod tracefs;
 pub mod udp;
+
+/// Locks `m`, carrying on past a poisoned lock: the state behind Warden's mutexes (tables,
+/// caches) stays usable after a panic elsewhere, and a stuck proxy would fail open or closed.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

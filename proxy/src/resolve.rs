@@ -8,6 +8,7 @@
 //! connection without a usable name (raw IP, or ECH hiding the real SNI) is matched to a name
 //! rule. The DNS issue (#5) replaces both with what the job itself resolved.
 
+use crate::lock;
 use std::{
     collections::HashMap,
     net::IpAddr,
@@ -108,10 +109,6 @@ impl Resolver {
         }
         names
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

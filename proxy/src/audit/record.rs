@@ -104,6 +104,16 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Adds how things went on after the reason already given (`REASON; then MORE`).
+    pub fn append_reason(&mut self, more: &str) {
+        self.reason = Some(match self.reason.take() {
+            Some(r) => format!("{r}; then {more}"),
+            None => more.to_string(),
+        });
+    }
+}
+
 /// The process behind a connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Process {

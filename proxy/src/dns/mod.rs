@@ -249,10 +249,9 @@ impl Dns {
                     }
                     Err(e) => {
                         rec.flags.push("malformed-answer".into());
-                        add_reason(
-                            rec,
-                            format!("upstream answer unusable, answered SERVFAIL: {e}"),
-                        );
+                        rec.append_reason(&format!(
+                            "upstream answer unusable, answered SERVFAIL: {e}"
+                        ));
                         info.rcode = Some("SERVFAIL".into());
                         query.reply(Rcode::ServFail)
                     }
@@ -260,7 +259,7 @@ impl Dns {
             }
             Err(e) => {
                 rec.flags.push("upstream-error".into());
-                add_reason(rec, format!("answered SERVFAIL: {e}"));
+                rec.append_reason(&format!("answered SERVFAIL: {e}"));
                 info.rcode = Some("SERVFAIL".into());
                 query.reply(Rcode::ServFail)
             }
@@ -289,7 +288,7 @@ impl Drop for QueryRecord<'_> {
             Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
         if !self.completed {
             rec.flags.push("interrupted".into());
-            add_reason(rec, "Warden stopped before the query was answered".into());
+            rec.append_reason("Warden stopped before the query was answered");
         }
         self.log.write(rec);
     }
@@ -311,11 +310,4 @@ fn decided(rec: &mut Record, d: &Decision) {
         None => d.reason.clone(),
     });
     rec.flags.extend(d.flags.iter().map(|f| (*f).to_string()));
-}
-
-fn add_reason(rec: &mut Record, more: String) {
-    rec.reason = Some(match rec.reason.take() {
-        Some(r) => format!("{r}; then {more}"),
-        None => more,
-    });
 }

@@ -2,6 +2,7 @@
 //! (by client address, for the proxy and the resolver) and the exemptions of Warden's own
 //! sockets.
 
+use crate::lock;
 use std::{
     net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::Mutex,
@@ -16,10 +17,6 @@ static EXEMPTIONS: Mutex<Option<HashMap<MapData, u64, u8>>> = Mutex::new(None);
 /// Installs (or, with `None`, forgets) the exemption map of the attached programs.
 pub(super) fn set_exemptions(map: Option<HashMap<MapData, u64, u8>>) {
     *lock(&EXEMPTIONS) = map;
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Registers one of Warden's own sockets with the hooks until the guard drops, so connecting it

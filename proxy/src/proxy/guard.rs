@@ -204,11 +204,7 @@ impl Drop for RecordGuard {
             rec.flags.push("internal-error".into());
         } else if !self.completed {
             rec.flags.push("interrupted".into());
-            let cut = "closed by warden while still open: enforcement was stopping";
-            rec.reason = Some(match rec.reason.take() {
-                Some(r) => format!("{r}; then {cut}"),
-                None => cut.into(),
-            });
+            rec.append_reason("closed by warden while still open: enforcement was stopping");
         }
         self.ctx.log.write(rec);
     }

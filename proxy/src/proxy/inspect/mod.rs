@@ -30,14 +30,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::{
     ClientConfig, RootCertStore, ServerConfig,
     pki_types::{CertificateDer, ServerName},
-    server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::{conn::reset, guard::RecordGuard};
-use crate::{audit::AuditLog, policy::Host};
+use crate::{audit::AuditLog, lock, policy::Host};
 
 /// How long either TLS handshake may take: a server that accepts TCP and never answers TLS must
 /// not hold the client's connection open until Warden stops.
@@ -221,7 +220,7 @@ impl Inspector {
         };
         let mut config = builder
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(Fixed(leaf)));
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(leaf)));
         // Exactly what the server chose; a client that offered only other HTTP versions
         // (`http/1.0`) gets no ALPN and speaks HTTP/1.x all the same.
         config.alpn_protocols = if h2 {
@@ -328,16 +327,6 @@ impl Drop for CountInto<'_> {
     }
 }
 
-/// Hands out one certificate whatever the ClientHello says (the proxy already knows the SNI).
-#[derive(Debug)]
-struct Fixed(Arc<CertifiedKey>);
-
-impl ResolvesServerCert for Fixed {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
-    }
-}
-
 /// A host is passed through after a rejection only for the program that rejected Warden's
 /// certificate (one pinning client must not switch inspection off for the whole job).
 fn rejection_key(host: &str, exe: &str) -> String {
@@ -379,8 +368,4 @@ fn rejects_certificate(e: &io::Error) -> bool {
                 )
             )
         })
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
