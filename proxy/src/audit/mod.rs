@@ -18,6 +18,7 @@ use std::{
 };
 
 pub use record::{
+    Anomaly,
     Bytes, Decision, Dns, DnsLayer, Dst, Enforcement, Http, Kind, Process, Record, SCHEMA_VERSION,
     Tls, now_rfc3339,
 };

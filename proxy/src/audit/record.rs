@@ -79,6 +79,19 @@ pub struct Record {
     /// Enforcement change (kind `enforcement` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enforcement: Option<Enforcement>,
+    /// What a person should look at, each with its evidence (`secret-exfiltration`,
+    /// `domain-fronting`, `dns-tunnel`, ...). Each kind is also in `flags`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// Something suspicious about a record, with the evidence for it. Never holds a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    /// What kind of thing: a stable, lowercase, dashed name (`secret-exfiltration`).
+    pub kind: String,
+    /// The evidence, in words.
+    pub detail: String,
 }
 
 impl Record {
@@ -100,11 +113,23 @@ impl Record {
             flags: Vec::new(),
             bytes: None,
             enforcement: None,
+            anomalies: Vec::new(),
         }
     }
 }
 
 impl Record {
+    /// Adds an anomaly of `kind` with its evidence, and `kind` to the flags (once).
+    pub fn anomaly(&mut self, kind: &str, detail: impl Into<String>) {
+        if !self.flags.iter().any(|f| f == kind) {
+            self.flags.push(kind.to_string());
+        }
+        self.anomalies.push(Anomaly {
+            kind: kind.to_string(),
+            detail: detail.into(),
+        });
+    }
+
     /// Adds how things went on after the reason already given (`REASON; then MORE`).
     pub fn append_reason(&mut self, more: &str) {
         self.reason = Some(match self.reason.take() {
