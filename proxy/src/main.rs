@@ -49,6 +49,22 @@ struct PolicyArgs {
     /// repeatable. Policy key `no-inspect`.
     #[arg(long, value_name = "LIST")]
     no_inspect: Vec<String>,
+    /// Strict mode: on the hosts these URL rules name, only matching requests are allowed
+    /// (`[METHOD ]https://host/path`, `*` within a segment, `**` across; separated by commas or
+    /// newlines); those hosts are inspected. Repeatable. Policy key `allowed-urls`.
+    #[arg(long, value_name = "LIST")]
+    allowed_urls: Vec<String>,
+    /// An environment variable holding a secret to keep from hosts it does not belong to
+    /// (docs/exfiltration.md); repeatable. Policy key `secret-env`.
+    #[arg(long, value_name = "NAME")]
+    secret_env: Vec<String>,
+    /// A file of secrets: a JSON object of names to values, or NAME=VALUE lines.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Flag destinations that receive more than this (e.g. 50MiB) over the job. Policy key
+    /// `upload-budget`.
+    #[arg(long, value_name = "SIZE")]
+    upload_budget: Option<String>,
 }
 
 impl PolicyArgs {
@@ -69,6 +85,10 @@ impl PolicyArgs {
                 _ => None,
             },
             no_inspect: self.no_inspect.clone(),
+            allowed_urls: self.allowed_urls.clone(),
+            secret_env: self.secret_env.clone(),
+            secret_file: self.secret_file.clone(),
+            upload_budget: self.upload_budget.clone(),
         }
     }
 }

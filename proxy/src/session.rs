@@ -96,8 +96,9 @@ impl Session {
         dns: Option<dns::Options>,
         upstream_ca: &[std::path::PathBuf],
     ) -> Result<Session, Error> {
+        log.protect(policy.exfil());
         // The CA and its trust first: nothing is attached yet if they cannot be set up.
-        let inspection = if policy.inspection().enabled {
+        let inspection = if policy.inspection().needed() {
             Some(crate::inspection::setup(
                 &policy,
                 upstream_ca,

@@ -13,7 +13,14 @@ pub struct Summary {
     lookups: u64,
     blocked_lookups: u64,
     requests: u64,
+    blocked_requests: u64,
+    /// Anomalies (kind, evidence), in the order written; the first [`SHOWN_ANOMALIES`] are kept.
+    anomalies: Vec<(String, String)>,
+    anomaly_count: u64,
 }
+
+/// How many anomalies the summary lists (the audit log has them all).
+const SHOWN_ANOMALIES: usize = 20;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct DstTotals {
@@ -27,12 +34,19 @@ impl Summary {
     /// Counts a connection, UDP flow or DNS record; other kinds are ignored. Lookups are only
     /// counted, and listed under their process when refused.
     pub fn add(&mut self, r: &Record) {
+        for a in &r.anomalies {
+            self.anomaly_count += 1;
+            if self.anomalies.len() < SHOWN_ANOMALIES {
+                self.anomalies.push((a.kind.clone(), a.detail.clone()));
+            }
+        }
         if r.kind == Kind::Dns {
             self.add_lookup(r);
             return;
         }
         if r.kind == Kind::Request {
             self.requests += 1;
+            self.blocked_requests += u64::from(r.decision == Some(Decision::Blocked));
             return;
         }
         if !matches!(r.kind, Kind::Connection | Kind::Udp) {
@@ -142,12 +156,26 @@ impl fmt::Display for Summary {
         if self.requests > 0 {
             write!(
                 f,
-                "; {} HTTPS request{} inspected",
+                "; {} HTTP request{} inspected",
                 self.requests,
                 if self.requests == 1 { "" } else { "s" }
             )?;
+            if self.blocked_requests > 0 {
+                write!(f, ", {} BLOCKED", self.blocked_requests)?;
+            }
+        }
+        if self.anomaly_count > 0 {
+            write!(
+                f,
+                "; {} ANOMAL{}",
+                self.anomaly_count,
+                if self.anomaly_count == 1 { "Y" } else { "IES" }
+            )?;
         }
         writeln!(f)?;
+        for (kind, detail) in &self.anomalies {
+            writeln!(f, "  ANOMALY {kind}: {detail}")?;
+        }
         for ((pid, exe), dsts) in &self.processes {
             writeln!(f, "  {exe} (pid {pid})")?;
             for (dst, t) in dsts {

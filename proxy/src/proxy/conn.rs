@@ -15,6 +15,7 @@ use super::{
     Context, enforce,
     guard::{Claimed, RecordGuard},
     http1::Requests,
+    inspect::Plan,
     origdst,
     relay::{self, RelayError, Side},
     sniffing::{self, Verdict},
@@ -167,15 +168,16 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
         ctx.own_upstreams().insert(addr);
     }
     let _forget = Forget(ctx, own);
-    if let (Some(inspector), Some(sni), false) = (&ctx.inspect, &claimed.name, claimed.http) {
+    if let (Some(inspector), Some(name)) = (&ctx.inspect, &claimed.name) {
         let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
         let exe = rec
             .record()
             .process
             .as_ref()
             .map_or(String::new(), |p| p.exe.clone());
-        match inspector.skip_reason(sni, &claimed.alpn, orig.dst.port(), builtin, &exe) {
-            None => {
+        let tls = !claimed.http;
+        match inspector.plan(name, &claimed.alpn, orig.dst.port(), builtin, &exe, tls) {
+            Plan::Inspect if tls => {
                 let log = ctx.log.clone();
                 inspector
                     .intercept(
@@ -184,18 +186,50 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
                         client,
                         buf,
                         upstream,
-                        sni,
+                        name,
                         &claimed.alpn,
                         ctx.cancel.subscribe(),
                     )
                     .await;
                 return;
             }
-            Some(why) => {
+            Plan::Inspect => {
+                let log = ctx.log.clone();
+                let cancel = ctx.cancel.subscribe();
+                inspector
+                    .bridge_plain(log, rec, client, buf, upstream, name, cancel)
+                    .await;
+                return;
+            }
+            Plan::Refuse(why) => {
+                rec.blocked_midway();
+                rec.reason(format!("refused: {why}"));
+                reset(client);
+                return;
+            }
+            Plan::Pass(Some(why)) => {
                 rec.flag("not-inspected");
                 rec.reason(format!("not inspected: {why}"));
             }
+            Plan::Pass(None) => {}
         }
+    } else if let Some(inspector) = &ctx.inspect
+        && inspector.strict_address(orig.dst, rec.record().dst.as_ref())
+    {
+        // No name to inspect under (no SNI, ECH, raw TCP) on a strict host's address.
+        if ctx.policy.mode() == Mode::Block {
+            rec.blocked_midway();
+            rec.reason(
+                "refused: the destination is a strict host (allowed-urls) and the connection \
+                 names no host Warden can inspect it under (no SNI or Host)",
+            );
+            reset(client);
+            return;
+        }
+        rec.flag("not-inspected");
+        rec.reason(
+            "not inspected: no name to inspect under; the host's URL rules were not applied",
+        );
     }
     // Block mode follows plain HTTP request by request: a later request may not name another
     // host on a shared address.

@@ -179,7 +179,9 @@ impl RecordGuard {
             None => d.reason.clone(),
         });
         for flag in &d.flags {
-            if !self.rec.flags.iter().any(|f| f == flag) {
+            if crate::audit::ANOMALY_FLAGS.contains(flag) {
+                self.rec.anomaly(flag, d.reason.clone());
+            } else if !self.rec.flags.iter().any(|f| f == flag) {
                 self.rec.flags.push((*flag).to_string());
             }
         }

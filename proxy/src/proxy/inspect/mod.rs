@@ -16,7 +16,9 @@
 
 mod body;
 pub mod http;
+mod judge;
 mod redact;
+mod scan_body;
 mod stream;
 
 use std::{
@@ -36,7 +38,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::{conn::reset, guard::RecordGuard};
-use crate::{audit::AuditLog, lock, policy::Host};
+use crate::{
+    audit::AuditLog,
+    lock,
+    policy::{Mode, Policy},
+};
 
 /// How long either TLS handshake may take: a server that accepts TCP and never answers TLS must
 /// not hold the client's connection open until Warden stops.
@@ -71,23 +77,34 @@ pub trait Leaves: Send + Sync {
     fn leaf(&self, server_name: &str) -> Result<Arc<CertifiedKey>, String>;
 }
 
+/// What to do with one connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Intercept it.
+    Inspect,
+    /// Relay it untouched; with the reason when inspection was expected.
+    Pass(Option<&'static str>),
+    /// Refuse it (block mode: a strict host that cannot be inspected).
+    Refuse(&'static str),
+}
+
 /// Inspection settings and state for one session.
 pub struct Inspector {
     leaves: Arc<dyn Leaves>,
     upstream: ClientConfig,
-    no_inspect: Vec<Host>,
+    policy: Arc<Policy>,
     /// Hosts whose clients rejected Warden's certificate: passed through from then on.
     rejected: Mutex<HashSet<String>>,
 }
 
 impl Inspector {
     /// Inspection minting with `leaves`, verifying servers against `roots` (PEM certificates
-    /// as they were before Warden's CA; `--upstream-ca` files added by the caller), and
-    /// passing `no_inspect` hosts through.
+    /// as they were before Warden's CA; `--upstream-ca` files added by the caller), as
+    /// `policy`'s inspection settings say (everything or strict hosts only, `no-inspect`).
     pub fn new(
         leaves: Arc<dyn Leaves>,
         roots: Vec<CertificateDer<'static>>,
-        no_inspect: Vec<Host>,
+        policy: Arc<Policy>,
     ) -> Result<Self, Error> {
         let mut store = RootCertStore::empty();
         let (added, _ignored) = store.add_parsable_certificates(roots);
@@ -102,39 +119,91 @@ impl Inspector {
         Ok(Self {
             leaves,
             upstream,
-            no_inspect,
+            policy,
             rejected: Mutex::default(),
         })
     }
 
-    /// Why a TLS connection to `sni` (which offered `alpn`, to `port`) is not inspected, or
-    /// `None` when it is. `builtin`: a built-in allowance allowed it.
-    pub fn skip_reason(
+    /// What to do with a TLS connection to `sni` (which offered `alpn`) on `port`, or with
+    /// plain HTTP (`tls` false) naming `sni` as its Host. `builtin`: a built-in allowance
+    /// allowed it.
+    pub fn plan(
         &self,
         sni: &str,
         alpn: &[String],
         port: u16,
         builtin: bool,
         client_exe: &str,
-    ) -> Option<&'static str> {
-        let http = alpn
-            .iter()
-            .any(|p| p == "h2" || p == "http/1.1" || p == "http/1.0")
+        tls: bool,
+    ) -> Plan {
+        let inspection = self.policy.inspection();
+        let strict = inspection.urls.for_host(sni, port);
+        let block = self.policy.mode() == Mode::Block;
+        let http = !tls
+            || alpn
+                .iter()
+                .any(|p| p == "h2" || p == "http/1.1" || p == "http/1.0")
             || (alpn.is_empty() && port == 443);
         if !http {
-            return Some("not HTTPS (no HTTP ALPN, and not port 443)");
+            return match (strict, block) {
+                (true, true) => Plan::Refuse(
+                    "the host is strict (allowed-urls) but this is not HTTPS (no HTTP ALPN): \
+                     its URL rules cannot be applied",
+                ),
+                (true, false) => Plan::Pass(Some(
+                    "not HTTPS (no HTTP ALPN): the host's URL rules were not applied",
+                )),
+                (false, _) if inspection.enabled && tls => {
+                    Plan::Pass(Some("not HTTPS (no HTTP ALPN, and not port 443)"))
+                }
+                (false, _) => Plan::Pass(None),
+            };
+        }
+        if strict {
+            // Strict hosts are always inspected: a built-in allowance or an earlier rejection
+            // does not exempt them in block mode (a client that pins fails, closed).
+            let name = sni.trim_end_matches('.').to_ascii_lowercase();
+            if !block && lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
+                return Plan::Pass(Some(
+                    "this program rejected Warden's certificate for it earlier in the job (its \
+                     URL rules were not applied)",
+                ));
+            }
+            return Plan::Inspect;
+        }
+        if !inspection.enabled {
+            return Plan::Pass(None);
+        }
+        if !tls {
+            return Plan::Inspect;
         }
         if builtin {
-            return Some("a built-in allowance (the runner's own service)");
+            return Plan::Pass(Some("a built-in allowance (the runner's own service)"));
         }
         let name = sni.trim_end_matches('.').to_ascii_lowercase();
-        if self.no_inspect.iter().any(|h| matches_host(h, &name)) {
-            return Some("listed in --no-inspect");
+        if inspection.no_inspect.iter().any(|h| h.matches_name(&name)) {
+            return Plan::Pass(Some("listed in --no-inspect"));
         }
         if lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
-            return Some("this program rejected Warden's certificate for it earlier in the job");
+            return Plan::Pass(Some(
+                "this program rejected Warden's certificate for it earlier in the job",
+            ));
         }
-        None
+        Plan::Inspect
+    }
+
+    /// Whether a connection that names no host goes to `dst` known (from the job's DNS answers)
+    /// by a strict host's name.
+    pub fn strict_address(
+        &self,
+        dst: std::net::SocketAddr,
+        rec: Option<&crate::audit::Dst>,
+    ) -> bool {
+        let urls = &self.policy.inspection().urls;
+        !urls.is_empty()
+            && rec
+                .and_then(|d| d.name.as_deref())
+                .is_some_and(|n| urls.for_host(n, dst.port()))
     }
 
     /// Intercepts one connection: `client` has sent `hello` (its ClientHello, already read);
@@ -278,19 +347,87 @@ impl Inspector {
         };
         let conn = Arc::new(http::Connection {
             server_name: sni.to_string(),
+            scheme: "https",
+            port: dst.port(),
+            policy: self.policy.clone(),
             log,
             template: rec.record().clone(),
             upstream: tokio::sync::Mutex::new(upstream),
             dialer: http::Dialer {
                 dst,
-                name,
-                config: upstream_config,
+                tls: Some((name, upstream_config)),
                 h2,
             },
             requests: AtomicU64::new(0),
             upgrades: Arc::new(tokio::sync::Semaphore::new(http::MAX_UPGRADES as usize)),
             cancel,
         });
+        serve(rec, conn, client, h2).await;
+    }
+
+    /// Bridges one plain-HTTP/1 connection request by request, like an inspected one: `client`
+    /// has sent `head` (read while sniffing, naming `host`); `server` is connected to the
+    /// destination.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn bridge_plain(
+        &self,
+        log: Arc<AuditLog>,
+        rec: &mut RecordGuard,
+        client: TcpStream,
+        head: Vec<u8>,
+        server: TcpStream,
+        host: &str,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) {
+        rec.flag("inspected");
+        rec.counters
+            .up
+            .fetch_add(head.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let Ok(dst) = server.peer_addr() else {
+            rec.flag("upstream-error");
+            reset(client);
+            return;
+        };
+        let counted = stream::Counting::new(client);
+        let (up, down) = (counted.up.clone(), counted.down.clone());
+        let _count = CountInto(rec, up, down);
+        let rec = &mut *_count.0;
+        let upstream = match http::Upstream::handshake(server, false).await {
+            Ok(u) => u,
+            Err(e) => {
+                rec.flag("upstream-error");
+                rec.reason(format!("HTTP with the server failed: {e}"));
+                return;
+            }
+        };
+        let conn = Arc::new(http::Connection {
+            server_name: host.to_string(),
+            scheme: "http",
+            port: dst.port(),
+            policy: self.policy.clone(),
+            log,
+            template: rec.record().clone(),
+            upstream: tokio::sync::Mutex::new(upstream),
+            dialer: http::Dialer {
+                dst,
+                tls: None,
+                h2: false,
+            },
+            requests: AtomicU64::new(0),
+            upgrades: Arc::new(tokio::sync::Semaphore::new(http::MAX_UPGRADES as usize)),
+            cancel,
+        });
+        serve(rec, conn, stream::Rewind::new(head, counted), false).await;
+    }
+}
+
+/// Serves the client's side of a bridged connection with hyper until it ends (and its upgraded
+/// streams with it).
+async fn serve<S>(rec: &mut RecordGuard, conn: Arc<http::Connection>, client: S, h2: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
         let service = {
             let conn = conn.clone();
             service_fn(move |req| http::forward(conn.clone(), req))
@@ -331,16 +468,6 @@ impl Drop for CountInto<'_> {
 /// certificate (one pinning client must not switch inspection off for the whole job).
 fn rejection_key(host: &str, exe: &str) -> String {
     format!("{host} {exe}")
-}
-
-fn matches_host(host: &Host, name: &str) -> bool {
-    match host {
-        Host::Exact(n) => n == name,
-        Host::Wildcard(suffix) => name
-            .strip_suffix(suffix.as_str())
-            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-        Host::Network { .. } => false,
-    }
 }
 
 /// The server's certificate did not verify (as opposed to a network or protocol failure).
