@@ -218,13 +218,18 @@ fn exfil(
 pub fn check(path: &Path) -> i32 {
     match file::load(path) {
         Ok(f) => {
+            let urls = f.allowed_urls.as_ref().map_or(0, Vec::len);
             let (mode, endpoints) = f.merge(Overrides::default());
-            println!(
+            print!(
                 "{}: ok: mode {mode}, {} allowed endpoint{}",
                 path.display(),
                 endpoints.len(),
                 if endpoints.len() == 1 { "" } else { "s" }
             );
+            if urls > 0 {
+                print!(", {urls} URL rule{}", if urls == 1 { "" } else { "s" });
+            }
+            println!();
             0
         }
         Err(problems) => {
@@ -387,5 +392,40 @@ mod tests {
     fn no_flags_no_file_is_audit_with_no_rules() {
         let p = policy(&PolicyFlags::default()).unwrap();
         assert_eq!((p.mode(), p.endpoints().len()), (Mode::Audit, 0));
+    }
+
+    #[test]
+    fn url_rules_allow_and_inspect_their_hosts() {
+        let p = policy(&PolicyFlags {
+            allowed_urls: vec!["GET https://github.com/org/**".into()],
+            allowed_endpoints: vec!["example.com".into()],
+            ..PolicyFlags::default()
+        })
+        .unwrap();
+        assert!(p.inspection().needed() && !p.inspection().enabled);
+        assert!(p.name_rule("github.com", 443).is_some());
+        assert!(p.name_rule("github.com", 80).is_none());
+        let clash = policy(&PolicyFlags {
+            allowed_urls: vec!["https://a.example/x".into()],
+            no_inspect: vec!["*.example".into()],
+            ..PolicyFlags::default()
+        })
+        .unwrap_err();
+        assert!(clash[0].contains("also in no-inspect"), "{clash:?}");
+        let bad = policy(&PolicyFlags {
+            allowed_urls: vec!["https://a.example".into()],
+            upload_budget: Some("-1".into()),
+            secret_file: Some("/nonexistent/secrets".into()),
+            ..PolicyFlags::default()
+        })
+        .unwrap_err();
+        assert!(
+            bad.iter().any(|e| e.starts_with("--allowed-urls: ")),
+            "{bad:?}"
+        );
+        assert!(
+            bad.iter().any(|e| e.starts_with("--upload-budget ")),
+            "{bad:?}"
+        );
     }
 }

@@ -163,10 +163,9 @@ fn secrets(policy: &Policy, req: &Request<'_>) -> Vec<(Finding, String)> {
     };
     add(detector.scan(req.target.as_bytes()), "the URL".into());
     for (name, value) in req.headers {
-        add(
-            detector.scan(value.as_bytes()),
-            format!("header {}", name.as_str()),
-        );
+        let place = format!("header {}", name.as_str());
+        add(detector.scan(name.as_str().as_bytes()), place.clone());
+        add(detector.scan(value.as_bytes()), place);
     }
     found
 }

@@ -8,6 +8,12 @@
 //! certificate. The client is then offered exactly the protocol the server chose (h2 or
 //! HTTP/1.1), and requests are bridged by [`http`].
 //!
+//! Each request is judged before it is sent on ([`judge`]: fronting, strict mode's URL rules,
+//! secrets in the URL and headers) and its body scanned as it streams ([`scan_body`]); see
+//! `docs/exfiltration.md`. Plain HTTP is bridged the same way ([`Inspector::bridge_plain`]).
+//! Strict hosts (`allowed-urls`) are inspected even when inspection is otherwise off, and never
+//! passed through in block mode ([`Inspector::plan`]).
+//!
 //! Not inspected (relayed as they are): hosts in `--no-inspect`, what a built-in allowance
 //! allowed (the runner's own services), streams that do not look like HTTPS (no `h2`/`http/1.1`
 //! ALPN, other than on port 443), and a host whose client rejected Warden's certificate earlier
