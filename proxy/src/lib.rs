@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod baseline;
 pub mod cgroup;
 pub mod config;
 pub mod daemon;
@@ -18,12 +19,14 @@ pub mod dns;
 pub mod ebpf;
 pub mod exfil;
 pub mod inspection;
+pub mod logs;
 pub mod policy;
 pub mod process;
 pub mod proxy;
 pub mod resolve;
 pub mod run;
 pub mod session;
+pub mod suggest;
 pub mod summary;
 pub mod sys;
 pub mod tracefs;
