@@ -33,6 +33,9 @@ fn steps(h2: &str, h1: &str, ca: &std::path::Path) -> Vec<String> {
         outcome("sibling", &curl("GET", &format!("{h2}/allowed-not/x"))),
         outcome("method", &curl("POST", &format!("{h2}/allowed/a"))),
         outcome("dots", &curl("GET", &format!("{h2}/allowed/%2e%2e/secret"))),
+        // The strict host's address with no SNI (curl sends none for an IP): nothing to judge
+        // its requests under.
+        outcome("no sni", &curl("GET -k", "https://192.0.2.40/allowed/x")),
         // Not inspected: the client verifies the origin's own certificate.
         outcome(
             "other host",
@@ -88,6 +91,24 @@ fn strict_mode_blocks_requests_outside_the_rules() {
         assert_run!(out, t.contains("status 403"), "{label}: {t}");
         assert_run!(out, t.contains("x-warden: url-not-allowed"), "{label}: {t}");
     }
+    assert_run!(
+        out,
+        exit_of(&out.stdout, "no sni") != Some(0),
+        "no SNI: {}",
+        text("no sni")
+    );
+    let no_sni = out.one_connection("the connection without SNI", |c| {
+        c["tls"]["sni"].is_null() && c["dst"]["ip"] == "192.0.2.40"
+    });
+    assert_run_eq!(out, no_sni["decision"], "blocked", "{no_sni}");
+    assert_run!(
+        out,
+        no_sni["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("strict host h2.example"),
+        "{no_sni}"
+    );
     assert_run!(
         out,
         text("sibling").contains("add to allowed-urls: GET https://h2.example/allowed-not/x"),

@@ -24,6 +24,42 @@ pub use record::{
 
 use crate::summary::Summary;
 
+/// A copy of `record` with every spelling of a named secret in its texts replaced.
+fn redact_record(record: &Record, detector: &crate::exfil::Detector) -> Record {
+    let clean = |s: &mut String| {
+        if let Some(r) = detector.redact(s.as_bytes()) {
+            *s = String::from_utf8_lossy(&r).into_owned();
+        }
+    };
+    let mut r = record.clone();
+    if let Some(p) = r.process.as_mut() {
+        clean(&mut p.exe);
+        p.argv.iter_mut().for_each(clean);
+        p.ancestry.iter_mut().for_each(clean);
+        if let Some(step) = p.step.as_mut() {
+            clean(step);
+        }
+    }
+    if let Some(d) = r.dst.as_mut()
+        && let Some(n) = d.name.as_mut()
+    {
+        clean(n);
+    }
+    if let Some(h) = r.http.as_mut() {
+        clean(&mut h.url);
+        if let Some(host) = h.host.as_mut() {
+            clean(host);
+        }
+    }
+    for s in r.reason.iter_mut().chain(r.rule.iter_mut()) {
+        clean(s);
+    }
+    for a in &mut r.anomalies {
+        clean(&mut a.detail);
+    }
+    r
+}
+
 /// Policy and DNS flags that are also anomalies (a person should look): the decision's reason
 /// is their evidence.
 pub const ANOMALY_FLAGS: &[&str] = &["sni-ip-mismatch", "doh", "dns-tunnel-suspected"];
@@ -40,7 +76,11 @@ impl Protect {
         }
         let up = record.bytes.as_ref()?.up;
         let dst = record.dst.as_ref()?;
-        let key = dst.name.clone().unwrap_or_else(|| dst.ip.clone());
+        let key = dst
+            .name
+            .as_deref()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_else(|| dst.ip.clone());
         let mut uploaded = self.uploaded.lock().unwrap_or_else(|e| e.into_inner());
         let total = uploaded.entry(key.clone()).or_default();
         let before = *total;
@@ -129,9 +169,15 @@ impl AuditLog {
                 return;
             }
         };
-        if let Some(redacted) = self.protect.get().and_then(|p| p.detector.redact(&line)) {
+        let mut redacted_record = None;
+        if let Some(p) = self.protect.get()
+            && let Some(redacted) = p.detector.redact(&line)
+        {
             line = redacted;
+            // The summary (printed, and shown by reports) must not hold the secret either.
+            redacted_record = Some(redact_record(record, &p.detector));
         }
+        let record = redacted_record.as_ref().unwrap_or(record);
         line.push(b'\n');
         {
             let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());

@@ -150,6 +150,17 @@ pub(super) fn forms(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
             forms.push((enc[start..end].to_vec(), encoding));
         }
     }
+    // Inside a JSON document (a request body), a value with quotes, backslashes or line breaks
+    // is escaped.
+    if let Ok(text) = std::str::from_utf8(&plain)
+        && let Ok(json) = serde_json::to_string(text)
+        && json.len() != text.len() + 2
+    {
+        forms.push((
+            json.as_bytes()[1..json.len() - 1].to_vec(),
+            Encoding::JsonEscaped,
+        ));
+    }
     let mut unique: Vec<(Vec<u8>, Encoding)> = Vec::with_capacity(forms.len());
     for f in forms {
         if !unique.iter().any(|u| u.0 == f.0) {

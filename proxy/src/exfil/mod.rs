@@ -83,6 +83,7 @@ pub enum Encoding {
     Base64,
     UrlEncoded,
     Base64Url,
+    JsonEscaped,
 }
 
 impl Encoding {
@@ -93,6 +94,7 @@ impl Encoding {
             Encoding::Base64 => "base64",
             Encoding::UrlEncoded => "url-encoded",
             Encoding::Base64Url => "base64url",
+            Encoding::JsonEscaped => "json-escaped",
         }
     }
 }
@@ -144,8 +146,10 @@ struct Inner {
     secrets: Vec<(String, Option<&'static [&'static str]>)>,
     patterns: Vec<Pattern>,
     automaton: ac::Automaton,
-    /// Raw bytes a stream scanner holds back.
+    /// Raw bytes a stream scanner holds back at most.
     hold: usize,
+    /// The longest form, in decoded bytes (line breaks not counted).
+    longest_form: usize,
     /// Texts that spell a named secret, longest first, for [`Detector::redact`].
     redact: Vec<Vec<u8>>,
 }
@@ -185,6 +189,15 @@ impl Detector {
                 if bytes.len() >= MIN_SECRET_LEN {
                     redact.push(bytes.clone());
                 }
+                // Line breaks are not matched (the scan skips them too): base64 wrapped at 76
+                // columns, a multi-line key sent with other line endings, are still found.
+                let bytes: Vec<u8> = bytes
+                    .into_iter()
+                    .filter(|b| !matches!(b, b'\r' | b'\n'))
+                    .collect();
+                if bytes.is_empty() {
+                    continue;
+                }
                 patterns.push(Pattern {
                     secret: id,
                     encoding,
@@ -206,6 +219,7 @@ impl Detector {
                 patterns,
                 automaton,
                 hold,
+                longest_form: forms.iter().map(Vec::len).max().unwrap_or(0),
                 redact: {
                     redact.sort_by_key(|r| std::cmp::Reverse(r.len()));
                     redact.dedup();

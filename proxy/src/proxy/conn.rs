@@ -168,16 +168,52 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
         ctx.own_upstreams().insert(addr);
     }
     let _forget = Forget(ctx, own);
-    if let (Some(inspector), Some(name)) = (&ctx.inspect, &claimed.name) {
-        let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
-        let exe = rec
-            .record()
-            .process
-            .as_ref()
-            .map_or(String::new(), |p| p.exe.clone());
+    if let Some(inspector) = &ctx.inspect {
+        let port = orig.dst.port();
         let tls = !claimed.http;
-        match inspector.plan(name, &claimed.alpn, orig.dst.port(), builtin, &exe, tls) {
+        let plan = match &claimed.name {
+            Some(name) => {
+                let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
+                let exe = rec
+                    .record()
+                    .process
+                    .as_ref()
+                    .map_or(String::new(), |p| p.exe.clone());
+                inspector.plan(name, &claimed.alpn, port, builtin, &exe, tls)
+            }
+            None => Plan::Pass(None),
+        };
+        // A strict host reached under another name, or none (no SNI, ECH, an address rule):
+        // its URL rules could not be applied.
+        let named_strict = claimed
+            .name
+            .as_deref()
+            .is_some_and(|n| inspector.is_strict(n, port));
+        let plan = if named_strict {
+            plan
+        } else {
+            let ip_names = ctx
+                .dns
+                .as_deref()
+                .map(|d| d.names.names_for(orig.dst.ip().to_canonical()))
+                .unwrap_or_default();
+            let by_name = claimed.name.is_some() && !claimed.ech;
+            match inspector.strict_by_address(decision.rule.as_deref(), by_name, &ip_names, port) {
+                Some(host) if ctx.policy.mode() == Mode::Block => Plan::Refuse(format!(
+                    "the destination is the strict host {host} (allowed-urls), but the \
+                     connection does not name it (no SNI or Host, ECH, or another name): its URL \
+                     rules could not be applied"
+                )),
+                Some(host) => Plan::Pass(Some(format!(
+                    "the destination is the strict host {host}, but the connection does not \
+                     name it; its URL rules were not applied"
+                ))),
+                None => plan,
+            }
+        };
+        match plan {
             Plan::Inspect if tls => {
+                let name = claimed.name.as_deref().unwrap_or_default();
                 let log = ctx.log.clone();
                 inspector
                     .intercept(
@@ -194,6 +230,7 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
                 return;
             }
             Plan::Inspect => {
+                let name = claimed.name.as_deref().unwrap_or_default();
                 let log = ctx.log.clone();
                 let cancel = ctx.cancel.subscribe();
                 inspector
@@ -213,23 +250,6 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
             }
             Plan::Pass(None) => {}
         }
-    } else if let Some(inspector) = &ctx.inspect
-        && inspector.strict_address(orig.dst, rec.record().dst.as_ref())
-    {
-        // No name to inspect under (no SNI, ECH, raw TCP) on a strict host's address.
-        if ctx.policy.mode() == Mode::Block {
-            rec.blocked_midway();
-            rec.reason(
-                "refused: the destination is a strict host (allowed-urls) and the connection \
-                 names no host Warden can inspect it under (no SNI or Host)",
-            );
-            reset(client);
-            return;
-        }
-        rec.flag("not-inspected");
-        rec.reason(
-            "not inspected: no name to inspect under; the host's URL rules were not applied",
-        );
     }
     // Block mode follows plain HTTP request by request: a later request may not name another
     // host on a shared address.

@@ -115,7 +115,10 @@ impl RecordGuard {
                 self.rec.http = Some(Http {
                     host: head.host.clone(),
                     method: head.method.clone(),
-                    url: strip_query(&head.path).to_string(),
+                    url: crate::proxy::inspect::judge::redact_secrets(
+                        &self.ctx.policy,
+                        strip_query(&head.path),
+                    ),
                     version: None,
                     status: None,
                 });

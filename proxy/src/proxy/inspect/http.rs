@@ -289,6 +289,15 @@ pub async fn forward(
     if let Some((tag, message)) = judgment.refusal {
         return Ok(forbidden(record, tag, &message));
     }
+    if req.headers().contains_key(header::UPGRADE) && !wants_upgrade(&req) {
+        // Only WebSocket is passed on: after an upgrade to anything else (`h2c`) the stream
+        // would carry requests Warden never judges. The server sees a plain request.
+        let headers = req.headers_mut();
+        headers.remove(header::UPGRADE);
+        headers.remove("http2-settings");
+        headers.remove(header::CONNECTION);
+        record.rec.flags.push("upgrade-removed".into());
+    }
     let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // The server sees exactly the authority the record names (RFC 9112 §3.2.2: an
@@ -384,8 +393,14 @@ fn authority(req: &Request<Incoming>, sni: &str) -> String {
     }
 }
 
+/// An HTTP/1.1 request to switch to WebSocket (the one upgrade Warden passes on).
 fn wants_upgrade(req: &Request<Incoming>) -> bool {
-    req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)
+    req.version() == Version::HTTP_11
+        && req
+            .headers()
+            .get_all(header::UPGRADE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 fn request_record(

@@ -50,15 +50,19 @@ pub const SECRET_EXFILTRATION: &str = "secret-exfiltration";
 /// Domain-fronting anomaly kind.
 pub const DOMAIN_FRONTING: &str = "domain-fronting";
 
-/// Judges `req` under `policy`.
+/// Judges `req` under `policy`. Everything found is an anomaly; in block mode the refusal is the
+/// first of fronting, a secret, a URL outside the rules.
 pub fn judge(policy: &Policy, req: &Request<'_>) -> Judgment {
     let block = policy.mode() == Mode::Block;
     let mut j = Judgment::default();
     let host = host_of(req.authority);
     let server = normalize(req.server_name);
+    // Names the job chose are shown only when they carry no secret.
+    let (shown_host, shown_server) = (shown(policy, &host), shown(policy, &server));
+    let mut refusal: Option<(&'static str, String, String)> = None;
     if host != server {
         let detail = format!(
-            "the request names {host} inside a connection to {server} (HTTP {} ≠ {})",
+            "the request names {shown_host} inside a connection to {shown_server} (HTTP {} ≠ {})",
             if req.scheme == "https" {
                 "Host/:authority"
             } else {
@@ -71,15 +75,30 @@ pub fn judge(policy: &Policy, req: &Request<'_>) -> Judgment {
             }
         );
         j.anomalies.push((DOMAIN_FRONTING, detail.clone()));
-        if block {
-            j.decision = Some((Decision::Blocked, None));
-            j.reason = Some(format!("domain fronting: {detail}"));
-            j.refusal = Some((
-                DOMAIN_FRONTING,
-                format!("domain fronting refused: {detail}"),
-            ));
-            return j;
-        }
+        refusal = Some((
+            DOMAIN_FRONTING,
+            format!("domain fronting: {detail}"),
+            format!("domain fronting refused: {detail}"),
+        ));
+    }
+    let found = secrets(policy, req);
+    // A secret must belong to the host the request names and to the one the connection is for.
+    let bad: Vec<&(Finding, String)> = found
+        .iter()
+        .filter(|(f, _)| {
+            !policy.exfil().allowed_to(f, &host) || !policy.exfil().allowed_to(f, &server)
+        })
+        .collect();
+    if !bad.is_empty() {
+        let detail = describe(&bad, &shown_host);
+        j.anomalies.push((SECRET_EXFILTRATION, detail.clone()));
+        refusal = refusal.or(Some((
+            SECRET_EXFILTRATION,
+            format!("secret exfiltration: {detail}"),
+            format!(
+                "refused: {detail}; Warden keeps the job's secrets from hosts they do not belong to"
+            ),
+        )));
     }
     let urls = &policy.inspection().urls;
     if urls.for_host(&host, req.port) {
@@ -89,14 +108,19 @@ pub fn judge(policy: &Policy, req: &Request<'_>) -> Judgment {
             Ok(normalized) => match urls.find(method, req.scheme, &host, req.port, &normalized) {
                 Some(rule) => j.decision = Some((Decision::Allowed, Some(rule.to_string()))),
                 None => {
-                    let suggestion =
-                        UrlRule::for_request(method, req.scheme, &host, req.port, &normalized)
-                            .map(|r| format!("; to allow it, add to allowed-urls: {r}"))
-                            .unwrap_or_default();
+                    let url = format!("{}://{host}{normalized}", req.scheme);
+                    let shown_url = redact_secrets(policy, &url);
+                    // A path that holds a secret is not suggested as a rule.
+                    let suggestion = (shown_url == url)
+                        .then(|| {
+                            UrlRule::for_request(method, req.scheme, &host, req.port, &normalized)
+                        })
+                        .flatten()
+                        .map(|r| format!("; to allow it, add to allowed-urls: {r}"))
+                        .unwrap_or_default();
                     let why = format!(
-                        "{method} {}://{host}{normalized} is not in allowed-urls (the host is \
-                             strict){suggestion}",
-                        req.scheme
+                        "{} {shown_url} is not in allowed-urls (the host is strict){suggestion}",
+                        shown(policy, method)
                     );
                     not_allowed(&mut j, block, why);
                 }
@@ -109,30 +133,22 @@ pub fn judge(policy: &Policy, req: &Request<'_>) -> Judgment {
                 not_allowed(&mut j, block, why);
             }
         }
-        if j.refusal.is_some() {
-            return j;
-        }
     }
-    let found = secrets(policy, req);
-    let bad: Vec<&(Finding, String)> = found
-        .iter()
-        .filter(|(f, _)| !policy.exfil().allowed_to(f, &host))
-        .collect();
-    if !bad.is_empty() {
-        let detail = describe(&bad, &host);
-        j.anomalies.push((SECRET_EXFILTRATION, detail.clone()));
-        if block {
-            j.decision = Some((Decision::Blocked, None));
-            j.reason = Some(format!("secret exfiltration: {detail}"));
-            j.refusal = Some((
-                SECRET_EXFILTRATION,
-                format!(
-                    "refused: {detail}; Warden keeps the job's secrets from hosts they do not belong to"
-                ),
-            ));
-        }
+    if block && let Some((tag, reason, message)) = refusal {
+        j.decision = Some((Decision::Blocked, None));
+        j.reason = Some(reason);
+        j.refusal = Some((tag, message));
     }
     j
+}
+
+/// `text`, or `REDACTED` when it holds a secret or a token.
+fn shown(policy: &Policy, text: &str) -> String {
+    if policy.exfil().detector.scan(text.as_bytes()).is_empty() {
+        text.to_string()
+    } else {
+        "REDACTED".to_string()
+    }
 }
 
 fn not_allowed(j: &mut Judgment, block: bool, why: String) {
@@ -162,6 +178,11 @@ fn secrets(policy: &Policy, req: &Request<'_>) -> Vec<(Finding, String)> {
         }
     };
     add(detector.scan(req.target.as_bytes()), "the URL".into());
+    add(detector.scan(req.authority.as_bytes()), "the host".into());
+    add(
+        detector.scan(req.method.as_str().as_bytes()),
+        "the method".into(),
+    );
     for (name, value) in req.headers {
         let place = format!("header {}", name.as_str());
         add(detector.scan(name.as_str().as_bytes()), place.clone());
@@ -207,7 +228,7 @@ fn normalize(name: &str) -> String {
 
 /// `url` with every path segment and query value in which the detector finds a secret or a
 /// token replaced by `REDACTED` (and, should the rest still hold one, the whole path and query).
-pub fn redact_secrets(policy: &Policy, url: &str) -> String {
+pub(crate) fn redact_secrets(policy: &Policy, url: &str) -> String {
     let detector = &policy.exfil().detector;
     if detector.scan(url.as_bytes()).is_empty() {
         return url.to_string();

@@ -22,7 +22,7 @@
 
 mod body;
 pub mod http;
-mod judge;
+pub(crate) mod judge;
 mod redact;
 mod scan_body;
 mod stream;
@@ -89,9 +89,9 @@ pub enum Plan {
     /// Intercept it.
     Inspect,
     /// Relay it untouched; with the reason when inspection was expected.
-    Pass(Option<&'static str>),
+    Pass(Option<String>),
     /// Refuse it (block mode: a strict host that cannot be inspected).
-    Refuse(&'static str),
+    Refuse(String),
 }
 
 /// Inspection settings and state for one session.
@@ -154,13 +154,14 @@ impl Inspector {
             return match (strict, block) {
                 (true, true) => Plan::Refuse(
                     "the host is strict (allowed-urls) but this is not HTTPS (no HTTP ALPN): \
-                     its URL rules cannot be applied",
+                     its URL rules cannot be applied"
+                        .into(),
                 ),
                 (true, false) => Plan::Pass(Some(
-                    "not HTTPS (no HTTP ALPN): the host's URL rules were not applied",
+                    "not HTTPS (no HTTP ALPN): the host's URL rules were not applied".into(),
                 )),
                 (false, _) if inspection.enabled && tls => {
-                    Plan::Pass(Some("not HTTPS (no HTTP ALPN, and not port 443)"))
+                    Plan::Pass(Some("not HTTPS (no HTTP ALPN, and not port 443)".into()))
                 }
                 (false, _) => Plan::Pass(None),
             };
@@ -172,7 +173,8 @@ impl Inspector {
             if !block && lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
                 return Plan::Pass(Some(
                     "this program rejected Warden's certificate for it earlier in the job (its \
-                     URL rules were not applied)",
+                     URL rules were not applied)"
+                        .into(),
                 ));
             }
             return Plan::Inspect;
@@ -180,36 +182,64 @@ impl Inspector {
         if !inspection.enabled {
             return Plan::Pass(None);
         }
-        if !tls {
-            return Plan::Inspect;
-        }
         if builtin {
-            return Plan::Pass(Some("a built-in allowance (the runner's own service)"));
+            return Plan::Pass(Some(
+                "a built-in allowance (the runner's own service)".into(),
+            ));
         }
         let name = sni.trim_end_matches('.').to_ascii_lowercase();
         if inspection.no_inspect.iter().any(|h| h.matches_name(&name)) {
-            return Plan::Pass(Some("listed in --no-inspect"));
+            return Plan::Pass(Some("listed in --no-inspect".into()));
         }
-        if lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
+        if !tls {
+            return Plan::Inspect;
+        }
+        // In block mode a client that rejected Warden's certificate is not waved through: one
+        // forged alert would switch the secret checks off for it. It fails, closed; `no-inspect`
+        // lets it through on purpose.
+        if !block && lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
             return Plan::Pass(Some(
-                "this program rejected Warden's certificate for it earlier in the job",
+                "this program rejected Warden's certificate for it earlier in the job".into(),
             ));
         }
         Plan::Inspect
     }
 
-    /// Whether a connection that names no host goes to `dst` known (from the job's DNS answers)
-    /// by a strict host's name.
-    pub fn strict_address(
+    /// Whether `name` on `port` is a strict host (named by `allowed-urls`).
+    pub fn is_strict(&self, name: &str, port: u16) -> bool {
+        self.policy.inspection().urls.for_host(name, port)
+    }
+
+    /// The strict host a connection that does not name one goes to, if any: the rule that
+    /// allowed it is a strict host's (an ECH or name-less connection allowed by its address's
+    /// names), or an address rule or no rule decided it (`by_name` false, or no name rule) and
+    /// the job's DNS answers name the address after a strict host. A connection its own,
+    /// non-strict SNI allowed is left alone even on a shared address.
+    pub fn strict_by_address(
         &self,
-        dst: std::net::SocketAddr,
-        rec: Option<&crate::audit::Dst>,
-    ) -> bool {
+        rule: Option<&str>,
+        by_name: bool,
+        ip_names: &[String],
+        port: u16,
+    ) -> Option<String> {
         let urls = &self.policy.inspection().urls;
-        !urls.is_empty()
-            && rec
-                .and_then(|d| d.name.as_deref())
-                .is_some_and(|n| urls.for_host(n, dst.port()))
+        if urls.is_empty() {
+            return None;
+        }
+        if let Some(rule) = rule
+            && let Some(host) = urls.hosts().iter().find(|h| h.to_string() == rule)
+        {
+            return Some(host.to_string());
+        }
+        let by_name_rule = by_name
+            && rule.is_some_and(|r| {
+                r.parse::<crate::policy::Endpoint>()
+                    .is_ok_and(|e| !matches!(e.host(), crate::policy::Host::Network { .. }))
+            });
+        if by_name_rule {
+            return None;
+        }
+        ip_names.iter().find(|n| urls.for_host(n, port)).cloned()
     }
 
     /// Intercepts one connection: `client` has sent `hello` (its ClientHello, already read);
@@ -325,10 +355,14 @@ impl Inspector {
                     let key = rejection_key(&sni.trim_end_matches('.').to_ascii_lowercase(), exe);
                     lock(&self.rejected).insert(key);
                     rec.flag("client-rejected-certificate");
+                    let next = if self.policy.mode() == Mode::Block {
+                        "block mode keeps inspecting it (add it to no-inspect to let it through)"
+                    } else {
+                        "its next connections to it are passed through uninspected"
+                    };
                     rec.reason(format!(
                         "the client rejected Warden's certificate ({e}): it pins its server's \
-                         certificate or uses its own roots; its next connections to {sni} are \
-                         passed through uninspected"
+                         certificate or uses its own roots; {next} ({sni})"
                     ));
                 } else {
                     rec.flag("client-tls-error");
