@@ -221,6 +221,22 @@ enum Command {
     /// The job's egress lockfile: what it is expected to contact.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Render an audit log as a report: the job summary (markdown) or JSON (docs/report.md).
+    Report {
+        /// The audit log (JSON lines).
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// `markdown` (default) or `json`.
+        #[arg(long, value_name = "FORMAT", default_value = "markdown")]
+        format: proxy::report::Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The log was read from a daemon that still enforces: a missing stop record is
+        /// expected.
+        #[arg(long)]
+        live: bool,
+    },
     /// Internal: the daemon process `start` spawns.
     #[command(name = daemon::DAEMON, hide = true)]
     Daemon(StartArgs),
@@ -318,6 +334,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report {
+            log,
+            format,
+            output,
+            live,
+        } => proxy::report::run(&log, format, output.as_deref(), live),
         Command::Start(args) => match args.options() {
             Ok(opts) => {
                 let rest: Vec<OsString> = std::env::args_os().skip(2).collect();
