@@ -155,6 +155,11 @@ struct StartArgs {
     /// `$GITHUB_ENV`): the CA bundles under TLS inspection.
     #[arg(long)]
     print_env: bool,
+    /// This (non-root) user may fetch the audit log and status with `warden log`, over a socket
+    /// that takes nothing else: how the GitHub Action's post step reads the log once
+    /// `disable-sudo` took root away, without being able to stop enforcement.
+    #[arg(long, value_name = "UID")]
+    reader_uid: Option<u32>,
 }
 
 impl StartArgs {
@@ -171,6 +176,7 @@ impl StartArgs {
             dns: self.dns.options()?,
             upstream_ca: self.inspect.upstream_ca.clone(),
             print_env: self.print_env,
+            reader_uid: self.reader_uid,
         })
     }
 }
@@ -205,6 +211,15 @@ enum Command {
         /// Which daemon (needed only when several run).
         #[arg(long, value_name = "PATH")]
         cgroup: Option<PathBuf>,
+    },
+    /// Copy a daemon's audit log so far (root, or its `--reader-uid`); enforcement goes on.
+    Log {
+        /// Which daemon (required for the reader: `/run/warden` is not listable).
+        #[arg(long, value_name = "PATH")]
+        cgroup: Option<PathBuf>,
+        /// Write the log here (created 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Is enforcement on? Since when, mode, counts, last error.
     Status {
@@ -365,6 +380,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Stop { cgroup } => daemon::stop(cgroup.as_deref()),
+        Command::Log { cgroup, output } => daemon::log(cgroup.as_deref(), output.as_deref()),
         Command::Status { cgroup, json } => daemon::status(cgroup.as_deref(), json),
         Command::Run {
             audit_log,

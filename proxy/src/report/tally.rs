@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{
     AnomalyItem, BlockedItem, DestinationItem, MAX_URLS, ProcessItem, REPORT_VERSION, Report,
-    StepItem, Totals,
+    StepItem,
 };
 use crate::policy::FLAG_BUILTIN;
 
@@ -303,6 +303,7 @@ fn destination(r: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Totals;
     use serde_json::json;
 
     fn log() -> Vec<Value> {
