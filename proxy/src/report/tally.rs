@@ -22,6 +22,8 @@ struct Tally {
     blocked: BTreeMap<String, (BlockedItem, BTreeSet<String>, BTreeSet<String>)>,
     steps: BTreeMap<StepKey, BTreeMap<String, BTreeMap<String, DestinationItem>>>,
     endpoints: BTreeSet<String>,
+    /// Steps in the order their first record was written.
+    step_order: Vec<StepKey>,
     started: bool,
     stopped: bool,
 }
@@ -170,6 +172,9 @@ impl Tally {
         exe: String,
         decision: &str,
     ) {
+        if !self.steps.contains_key(&step) {
+            self.step_order.push(step.clone());
+        }
         let d = self
             .steps
             .entry(step)
@@ -238,9 +243,11 @@ impl Tally {
                 item
             })
             .collect();
+        let mut steps = self.steps;
         self.report.steps = self
-            .steps
+            .step_order
             .into_iter()
+            .filter_map(|step| Some((step.clone(), steps.remove(&step)?)))
             .map(|(step, procs)| StepItem {
                 step,
                 processes: procs
@@ -252,11 +259,10 @@ impl Tally {
                     .collect(),
             })
             .collect();
-        // Steps in the order the runner ran them would be nicer; without start times, by name,
-        // with processes outside any step last.
-        self.report
-            .steps
-            .sort_by_key(|s| (s.step.is_none(), s.step.clone()));
+        // Steps in the order they first reached out (records are written as connections
+        // close, so this is close to the order the runner ran them), then processes outside any
+        // step.
+        self.report.steps.sort_by_key(|s| s.step.is_none());
         self.report.allowed_endpoints = self.endpoints.into_iter().collect();
         self.report
     }
@@ -342,10 +348,12 @@ mod tests {
                 anomalies: 1
             }
         );
+        let order: Vec<_> = r.steps.iter().map(|s| s.step.as_deref()).collect();
+        assert_eq!(
+            order,
+            [Some("fetch (run: curl x)"), Some("evil (run: wget)"), None]
+        );
         let fetch = &r.steps[0];
-        assert_eq!(fetch.step.as_deref(), Some("evil (run: wget)"));
-        let fetch = &r.steps[1];
-        assert_eq!(fetch.step.as_deref(), Some("fetch (run: curl x)"));
         let d = &fetch.processes[0].destinations[0];
         assert_eq!(
             (
