@@ -174,6 +174,7 @@ impl<'a> ActionJob<'a> {
         script: &str,
         action_id: &str,
         extra: &[(String, String)],
+        uid: Option<u32>,
     ) -> std::process::Command {
         // Passed on `env`'s command line: the namespace's entry shell (dash) would drop
         // variables whose names are not shell identifiers, as `INPUT_EGRESS-POLICY` is not;
@@ -193,7 +194,20 @@ impl<'a> ActionJob<'a> {
         );
         args.push("node".into());
         args.push(action_dir().join(script).into());
-        let mut cmd = self.netns.command("env", args);
+        let mut cmd = match uid {
+            // As a user, after the namespace's bind mounts (which need root) are made.
+            Some(uid) => {
+                let mut all: Vec<OsString> = vec![
+                    format!("--reuid={uid}").into(),
+                    format!("--regid={uid}").into(),
+                    "--clear-groups".into(),
+                    "env".into(),
+                ];
+                all.extend(args);
+                self.netns.command("setpriv", all)
+            }
+            None => self.netns.command("env", args),
+        };
         cmd.current_dir(self.workspace());
         cmd.envs(self.runner_env());
         cmd
@@ -201,22 +215,54 @@ impl<'a> ActionJob<'a> {
 
     /// Runs the action's main step.
     pub fn main(&self) -> anyhow::Result<Captured> {
-        process::run(self.node("main.js", "__warden", &[]), PHASE_TIMEOUT)
+        process::run(self.node("main.js", "__warden", &[], None), PHASE_TIMEOUT)
     }
 
     /// Runs the action's post step, with main's state as the runner passes it.
     pub fn post(&self) -> anyhow::Result<Captured> {
-        process::run(self.post_command(), PHASE_TIMEOUT)
+        process::run(self.post_command(None), PHASE_TIMEOUT)
     }
 
-    /// The post step's command (to run it as another user, say).
-    pub fn post_command(&self) -> std::process::Command {
+    /// Runs the post step as user `uid` (the job's user after `disable-sudo`), after making the
+    /// job's directory and files writable for it.
+    pub fn post_as(&self, uid: u32) -> anyhow::Result<Captured> {
+        let owner = Some(nix::unistd::Uid::from_raw(uid));
+        let group = Some(nix::unistd::Gid::from_raw(uid));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o755))?;
+        }
+        for path in [self.runner_temp(), self.dir.path().join("files")] {
+            nix::unistd::chown(&path, owner, group)?;
+            for entry in fs::read_dir(&path)? {
+                nix::unistd::chown(&entry?.path(), owner, group)?;
+            }
+        }
+        process::run(self.post_command(Some(uid)), PHASE_TIMEOUT)
+    }
+
+    /// The post step's command, as root or as `uid`.
+    fn post_command(&self, uid: Option<u32>) -> std::process::Command {
         let state: Vec<(String, String)> = self
             .state()
             .into_iter()
             .map(|(k, v)| (format!("STATE_{k}"), v))
             .collect();
-        self.node("post.js", "__warden", &state)
+        self.node("post.js", "__warden", &state, uid)
+    }
+
+    /// Runs `warden ARGS… --cgroup CGROUP` in the namespace as user `uid`.
+    pub fn warden_as(&self, uid: u32, args: &[&str]) -> anyhow::Result<Captured> {
+        let mut all: Vec<OsString> = vec![
+            format!("--reuid={uid}").into(),
+            format!("--regid={uid}").into(),
+            "--clear-groups".into(),
+            try_warden_bin()?.into(),
+        ];
+        all.extend(args.iter().map(OsString::from));
+        all.push("--cgroup".into());
+        all.push(self.cgroup.path().into());
+        process::run(self.netns.command("setpriv", all), PHASE_TIMEOUT)
     }
 
     /// Runs `steps` in order as children of the stand-in `Runner.Worker`, inside the cgroup,

@@ -128,6 +128,11 @@ pub fn stop(cgroup: Option<&Path>) -> i32 {
     };
     let Some(rt) = runtime() else { return 1 };
     match rt.block_on(control::call(&state::socket(&dir), Request::Stop)) {
+        // Not a dead daemon: a caller that is not root (the job's user after `disable-sudo`).
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("warden: only root can stop Warden ({e})");
+            1
+        }
         Ok(r) => {
             if let Some(s) = &r.summary {
                 eprint!("warden: {} mode, {s}", r.mode);
@@ -174,6 +179,12 @@ pub fn status(cgroup: Option<&Path>, json: bool) -> i32 {
     let Some(rt) = runtime() else { return 1 };
     let r = match rt.block_on(control::call(&state::socket(&dir), Request::Status)) {
         Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!(
+                "warden: only root can ask the control socket ({e}); `warden log --cgroup` serves the daemon's reader"
+            );
+            return 1;
+        }
         Err(_) => {
             let st = state::read(&dir).ok();
             Reply {
