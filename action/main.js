@@ -113,8 +113,6 @@ async function start(config) {
   r.saveState('bin-dir', binDir);
   r.saveState('bin', bin);
   r.saveState('cgroup', config.cgroup);
-  r.saveState('mode', config.mode);
-  r.saveState('fail-on', config.failOn);
   r.saveState('baseline', config.baseline);
   r.saveState('report-baseline', f.baseline ? 'true' : 'false');
   r.info(`Warden: warden start ${args.join(' ')}`);
@@ -127,16 +125,21 @@ async function start(config) {
     throw new Failure([`warden start failed (exit ${started.status}): ${(started.stderr || started.error).trim().split('\n').pop()}`]);
   }
   r.saveState('started', 'true');
+  r.saveState('mode', config.mode);
   // `start` returns only once the hooks are attached and the proxy listens; ask once more, so
   // the step says "on" only when the daemon itself says so.
   const status = r.run([bin, 'status', '--json', '--cgroup', config.cgroup], { root: true });
-  let state = '';
+  let said = {};
   try {
-    state = JSON.parse(status.stdout).state;
+    said = JSON.parse(status.stdout);
   } catch (e) {
-    state = '';
+    said = {};
   }
-  if (state !== 'on') throw new Failure([`warden status says ${JSON.stringify(state || status.stdout.trim())}, not on`]);
+  if (said.state !== 'on') throw new Failure([`warden status says ${JSON.stringify(said.state || status.stdout.trim())}, not on`]);
+  // The mode in force: the input's, or the policy file's when the input was unset.
+  if (said.mode === 'audit' || said.mode === 'block') config.mode = said.mode;
+  r.saveState('mode', config.mode);
+  r.saveState('fail-on', config.failOn || (config.mode === 'block' ? 'blocked' : 'never'));
   for (const line of started.stdout.split('\n')) {
     const eq = line.indexOf('=');
     if (eq > 0) r.exportVariable(line.slice(0, eq), line.slice(eq + 1));

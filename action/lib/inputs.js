@@ -142,8 +142,11 @@ function read() {
   const problems = [];
   const notices = [];
   const warnings = [];
-  const mode = choice('egress-policy', ['audit', 'block'], 'block', problems);
-  const failOn = choice('fail-on', ['blocked', 'anomaly', 'never'], mode === 'block' ? 'blocked' : 'never', problems);
+  // Unset: the policy file's mode when there is one, else block (harden-runner's default).
+  const modeInput = choice('egress-policy', ['audit', 'block'], '', problems);
+  const mode = modeInput || 'block';
+  // Unset: decided once the mode is known (blocked in block mode, never in audit mode).
+  const failOn = choice('fail-on', ['blocked', 'anomaly', 'never'], '', problems);
   let disableSudo = bool('disable-sudo', problems);
   if (bool('disable-sudo-and-containers', problems)) {
     disableSudo = true;
@@ -169,6 +172,7 @@ function read() {
   const policyFile = fileInput('policy-file', problems, { mustExist: !isPullRequest });
   const config = {
     mode,
+    modeInput,
     failOn,
     allowedEndpoints: input('allowed-endpoints'),
     allowedUrls: input('allowed-urls'),

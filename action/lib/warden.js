@@ -27,7 +27,9 @@ function features(bin) {
  * the workflow set needs a flag this binary lacks.
  */
 function startArgs(config, paths, f) {
-  const args = ['--cgroup', config.cgroup, '--audit-log', paths.auditLog, '--egress-policy', config.mode];
+  const args = ['--cgroup', config.cgroup, '--audit-log', paths.auditLog];
+  // Inline inputs override the policy file key by key; an unset mode leaves the file's.
+  if (config.modeInput || !paths.policy) args.push('--egress-policy', config.mode);
   const problems = [];
   const notices = [];
   if (config.allowedEndpoints) args.push('--allowed-endpoints', config.allowedEndpoints);
