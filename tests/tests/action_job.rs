@@ -575,3 +575,61 @@ fn on_pull_request_the_policy_file_comes_from_the_base_branch() {
     );
     assert!(!cgroup.state_dir().exists(), "{said}");
 }
+
+#[test]
+fn tls_inspection_exports_the_bundles_and_the_summary_lists_urls() {
+    if skip_unless_root("tls_inspection_exports_the_bundles_and_the_summary_lists_urls") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let origins = Origins::start(&netns).unwrap();
+    let cgroup = TestCgroup::new().unwrap();
+    // The runner's roots trust the test origins: the namespace's private copy of the system
+    // bundle gets the test CA (the machine's own store is never touched), which is what Warden
+    // verifies servers against and what the job's bundles extend.
+    let system = netns.trust_store_path().join("ca-certificates.crt");
+    let mut bundle = std::fs::read_to_string(&system).unwrap();
+    bundle.push_str(&std::fs::read_to_string(origins.ca_pem_path()).unwrap());
+    std::fs::write(&system, bundle).unwrap();
+    let mut job = ActionJob::new(&netns, &cgroup).unwrap();
+    job.input("egress-policy", "audit")
+        .input("tls-inspection", "true");
+    let main = job.main().unwrap();
+    let said = format!("{main:?}\n{}", job.describe());
+    assert!(main.status.success(), "{said}");
+    let env = job.github_env();
+    for var in [
+        "SSL_CERT_FILE=/run/warden/trust-",
+        "CURL_CA_BUNDLE=/run/warden/trust-",
+    ] {
+        assert!(env.contains(var), "{var} not exported:\n{said}");
+    }
+    // curl with no CA option of its own: it trusts Warden's CA through $GITHUB_ENV.
+    let steps = [run(
+        "fetch",
+        "curl -sS --fail --max-time 20 'https://tls.example/inspected?token=s3cr3t&x=1'\n".into(),
+    )];
+    let ran = job.steps(&steps, T).unwrap();
+    assert!(ran.stdout.contains("step fetch exit 0"), "{ran:?}\n{said}");
+    let post = job.post().unwrap();
+    let said = format!("{post:?}\n{}", job.describe());
+    assert!(post.status.success(), "{said}");
+    let records = job.audit_records().unwrap();
+    let requests = audit::requests(&records);
+    assert_eq!(requests.len(), 1, "{said}");
+    assert!(
+        requests[0]["process"]["step"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("fetch (run: curl"),
+        "{said}"
+    );
+    let summary = job.summary();
+    assert!(summary.contains("Inspected requests"), "{said}");
+    assert!(
+        summary.contains("GET https:\u{2060}//tls.example/inspected?token=REDACTED&amp;x=1 200"),
+        "{said}"
+    );
+    assert!(!summary.contains("s3cr3t"), "{said}");
+    assert_eq!(job.report().unwrap()["totals"]["requests"], 1, "{said}");
+}
