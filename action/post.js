@@ -109,6 +109,8 @@ function post() {
 try {
   post();
 } catch (e) {
-  r.error(`Warden: ${e && e.message ? e.message : e}`);
+  const msg = e && e.message ? e.message : String(e);
+  r.error(`Warden: ${msg}`);
+  r.summary(`## Warden\n\n❌ The Warden report could not be made: ${msg.replace(/[<>|`*_[\]]/g, ' ')}\n`);
   process.exitCode = 1;
 }

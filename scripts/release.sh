@@ -53,7 +53,7 @@ for arch in "${targets[@]}"; do
     aarch64)
       # ring's C and assembly need an aarch64 C compiler; the link uses Rust's own musl CRT
       # and libc (musl targets are self-contained) through rust-lld.
-      apt_install gcc-aarch64-linux-gnu
+      apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross
       export "CC_${env_triple}=aarch64-linux-gnu-gcc"
       export "AR_${env_triple}=aarch64-linux-gnu-ar"
       export "CARGO_TARGET_${env_triple^^}_LINKER=rust-lld"
