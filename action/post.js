@@ -76,6 +76,8 @@ function verdict(rep, failOn) {
 
 function post() {
   if (state('started') !== 'true') {
+    // Main may have made Warden's directories before it failed.
+    for (const d of [state('dir'), state('bin-dir')].filter(Boolean)) r.run(['rm', '-rf', '--', d], { root: true });
     r.info('Warden did not run in this job (see the main step); nothing to report');
     r.summary('## Warden\n\n❌ Warden did not run in this job: see the Warden step.\n');
     return;

@@ -633,3 +633,48 @@ fn tls_inspection_exports_the_bundles_and_the_summary_lists_urls() {
     assert!(!summary.contains("s3cr3t"), "{said}");
     assert_eq!(job.report().unwrap()["totals"]["requests"], 1, "{said}");
 }
+
+#[test]
+fn a_warden_that_cannot_start_fails_block_mode_and_warns_in_audit_mode() {
+    if skip_unless_root("a_warden_that_cannot_start_fails_block_mode_and_warns_in_audit_mode") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let cgroup = TestCgroup::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in binary whose `start` fails the way a kernel without BPF support would.
+    let fake = dir.path().join("warden");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = start ] && [ \"$2\" != --help ] && { echo 'warden: load eBPF: Operation not permitted' >&2; exit 1; }\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (mode, code, command) in [("block", Some(1), "error"), ("audit", Some(0), "warning")] {
+        let mut job = ActionJob::new(&netns, &cgroup).unwrap();
+        job.input("egress-policy", mode)
+            .input("binary-path", fake.to_str().unwrap());
+        let main = job.main().unwrap();
+        let said = format!("{mode}: {main:?}\n{}", job.describe());
+        assert_eq!(main.status.code(), code, "{said}");
+        let notes = annotations(&main.stdout);
+        assert!(
+            notes.iter().any(|(c, m)| c == command
+                && m.contains(
+                    "warden start failed (exit 1): warden: load eBPF: Operation not permitted"
+                )),
+            "{said}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|(c, m)| c == command && m.contains("Warden is NOT")),
+            "{said}"
+        );
+        assert_ne!(
+            job.state().get("started").map(String::as_str),
+            Some("true"),
+            "{said}"
+        );
+    }
+}
