@@ -107,6 +107,9 @@ async function start(config) {
     readerUid: uidOf(sudo.jobUser()),
   };
   const { args, problems, notices } = warden.startArgs(config, paths, f);
+  if (config.baseline && !f.baseline) {
+    notices.push('input baseline is not used: this warden binary has no `report --baseline` (issue #9)');
+  }
   notices.forEach((n) => r.notice(`Warden: ${n}`));
   if (problems.length) throw new Failure(problems, { input: true });
   r.saveState('dir', dir);

@@ -8,6 +8,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const r = require('./lib/runner');
+const { annotate, verdict } = require('./lib/outcome');
 
 const state = (name) => r.getState(name);
 
@@ -45,33 +46,6 @@ function report(bin, log, format, live, output) {
   const out = r.run(args);
   if (out.status !== 0) throw new Error(`warden report --format ${format} failed: ${(out.stderr || out.error).trim()}`);
   return out.stdout;
-}
-
-function annotate(rep, mode) {
-  const say = mode === 'block' ? r.error : r.warning;
-  for (const a of rep.anomalies) {
-    const where = [a.destination, a.step && `step ${a.step}`, a.process].filter(Boolean).join(', ');
-    say(`${a.kind}: ${a.detail} (${where}${a.count > 1 ? `; ${a.count} times` : ''})`, { title: `Warden anomaly: ${a.kind}` });
-  }
-  for (const b of rep.blocked) {
-    const steps = b.steps.length ? ` in ${b.steps.join(', ')}` : '';
-    const allow = b.allow_with ? `; to allow it, add to allowed-endpoints: ${b.allow_with}` : '';
-    say(`${b.destination} was blocked${steps} (${b.processes.join(', ')}; ${b.count}×)${allow}`, { title: 'Warden blocked a destination' });
-  }
-  if (!rep.enforcement.held) {
-    r.error(`Warden: enforcement did not hold for the whole job: ${rep.enforcement.problems.join('; ')}`);
-  }
-}
-
-/** Whether `fail-on` fails the step for this report, and why. */
-function verdict(rep, failOn) {
-  const t = rep.totals;
-  const why = [];
-  if (!rep.enforcement.held) why.push('enforcement did not hold');
-  if (failOn === 'never') return [];
-  if (t.blocked > 0) why.push(`${t.blocked} blocked`);
-  if (failOn === 'anomaly' && t.anomalies > 0) why.push(`${t.anomalies} with anomalies`);
-  return why;
 }
 
 function post() {

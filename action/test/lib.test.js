@@ -92,3 +92,50 @@ test('the binary: only over HTTPS, only with a pinned sum', async () => {
   }
   assert.equal(await obtain('/given/warden', '/nonexistent'), '/given/warden');
 });
+
+test('fail-on: blocked, anomaly (anomalies or blocked), never; lost enforcement fails unless never', () => {
+  const { verdict } = require('../lib/outcome');
+  const rep = (blocked, anomalies, held = true) => ({ totals: { blocked, anomalies }, enforcement: { held, problems: [] } });
+  assert.deepEqual(verdict(rep(0, 0), 'blocked'), []);
+  assert.deepEqual(verdict(rep(2, 1), 'blocked'), ['2 blocked']);
+  assert.deepEqual(verdict(rep(0, 1), 'blocked'), []);
+  assert.deepEqual(verdict(rep(0, 1), 'anomaly'), ['1 with anomalies']);
+  assert.deepEqual(verdict(rep(1, 0), 'anomaly'), ['1 blocked']);
+  assert.deepEqual(verdict(rep(5, 5, false), 'never'), []);
+  assert.deepEqual(verdict(rep(0, 0, false), 'blocked'), ['enforcement did not hold']);
+});
+
+test('annotations: one per anomaly and per blocked destination, error in block mode', () => {
+  const { annotate } = require('../lib/outcome');
+  const lines = [];
+  const write = process.stdout.write;
+  process.stdout.write = (s) => lines.push(s);
+  try {
+    annotate({
+      anomalies: [{ kind: 'secret-exfiltration', detail: 'GITHUB_TOKEN in a body', destination: 'x.example:443', step: 's (run: curl)', process: '/usr/bin/curl', count: 2 }],
+      blocked: [{ destination: 'y.example:443', allow_with: 'y.example', steps: ['s (run: curl)'], processes: ['/usr/bin/curl'], count: 1 }],
+      enforcement: { held: true, problems: [] },
+    }, 'audit');
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.equal(lines.length, 2);
+  assert.match(lines[0], /^::warning title=Warden anomaly%3A secret-exfiltration::secret-exfiltration: GITHUB_TOKEN in a body \(x.example:443, step s \(run: curl\), \/usr\/bin\/curl; 2 times\)/);
+  assert.match(lines[1], /^::warning title=Warden blocked a destination::y.example:443 was blocked in s \(run: curl\) .*add to allowed-endpoints: y.example/);
+});
+
+test('annotations stop at what GitHub shows, anomalies first', () => {
+  const { annotate } = require('../lib/outcome');
+  const lines = [];
+  const write = process.stdout.write;
+  process.stdout.write = (s) => lines.push(s);
+  const blocked = Array.from({ length: 12 }, (_, i) => ({ destination: `h${i}.example:443`, steps: [], processes: ['/bin/x'], count: 1 }));
+  try {
+    annotate({ anomalies: [{ kind: 'doh', detail: 'd', destination: 'dns.example:443', process: '/bin/x', count: 1 }], blocked, enforcement: { held: true, problems: [] } }, 'block');
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.equal(lines.length, 10);
+  assert.match(lines[0], /^::error title=Warden anomaly%3A doh::/);
+  assert.match(lines[9], /and 4 more blocked destinations or anomalies/);
+});
