@@ -65,8 +65,13 @@ for arch in "${targets[@]}"; do
   bin="$out/warden-$triple"
   cp "target/$triple/release/warden" "$bin"
   scripts/check-static.sh "$bin"
+  # It starts: natively, or under qemu-user when installed (qemu-user-static).
   if [[ "$arch" == "$(uname -m)" ]]; then
-    "$bin" --version >/dev/null
+    "$bin" --version
+  elif command -v "qemu-$arch-static" >/dev/null; then
+    "qemu-$arch-static" "$bin" --version
+  else
+    log "not started: no qemu-$arch-static here to run an $arch binary"
   fi
 done
 
