@@ -16,7 +16,11 @@ function annotate(rep, mode) {
   }
   for (const b of rep.blocked) {
     const steps = b.steps.length ? ` in ${b.steps.join(', ')}` : '';
-    const allow = b.allow_with ? `; to allow it, add to allowed-endpoints: ${b.allow_with}` : '';
+    const allow = b.allow_with
+      ? `; to allow it, add to allowed-endpoints: ${b.allow_with}`
+      : b.allow_url
+        ? `; to allow it, add to allowed-urls: ${b.allow_url}`
+        : '';
     notes.push([`${b.destination} was blocked${steps} (${b.processes.join(', ')}; ${b.count}×)${allow}`, 'Warden blocked a destination']);
   }
   // Anomalies come first, so they are the ones shown when there are too many.

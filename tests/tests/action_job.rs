@@ -759,3 +759,74 @@ fn a_secret_sent_where_it_does_not_belong_is_an_anomaly_and_fails_on_anomaly() {
         );
     }
 }
+
+#[test]
+fn allowed_urls_in_block_mode_refuse_other_requests_and_the_report_says_which_rule() {
+    if skip_unless_root(
+        "allowed_urls_in_block_mode_refuse_other_requests_and_the_report_says_which_rule",
+    ) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let origins = Origins::start(&netns).unwrap();
+    let cgroup = TestCgroup::new().unwrap();
+    let system = netns.trust_store_path().join("ca-certificates.crt");
+    let mut bundle = std::fs::read_to_string(&system).unwrap();
+    bundle.push_str(&std::fs::read_to_string(origins.ca_pem_path()).unwrap());
+    std::fs::write(&system, bundle).unwrap();
+    let mut job = ActionJob::new(&netns, &cgroup).unwrap();
+    job.input("egress-policy", "block")
+        .input("allowed-urls", "GET https://tls.example/ok/**");
+    let main = job.main().unwrap();
+    let said = format!("{main:?}\n{}", job.describe());
+    assert!(main.status.success(), "{said}");
+    let steps = [
+        run(
+            "get",
+            "curl -sS --fail --max-time 20 https://tls.example/ok/a\n".into(),
+        ),
+        run(
+            "push",
+            "curl -sS --fail --max-time 20 -X POST https://tls.example/push\n".into(),
+        ),
+    ];
+    let ran = job.steps(&steps, T).unwrap();
+    assert!(ran.stdout.contains("step get exit 0"), "{ran:?}\n{said}");
+    assert!(
+        !ran.stdout.contains("step push exit 0"),
+        "refused (403): {ran:?}\n{said}"
+    );
+    let post = job.post().unwrap();
+    let said = format!("{post:?}\n{}", job.describe());
+    assert_eq!(post.status.code(), Some(1), "{said}");
+    let report = job.report().unwrap();
+    let blocked = &report["blocked"];
+    assert_eq!(blocked.as_array().map(Vec::len), Some(1), "{said}");
+    assert_eq!(
+        blocked[0]["destination"], "POST https://tls.example/push",
+        "{said}"
+    );
+    assert_eq!(
+        blocked[0]["allow_url"], "POST https://tls.example/push",
+        "{said}"
+    );
+    assert_eq!(
+        report["allowed_urls"],
+        serde_json::json!([
+            "GET https://tls.example/ok/**",
+            "POST https://tls.example/push"
+        ]),
+        "{said}"
+    );
+    assert!(
+        annotations(&post.stdout).iter().any(|(c, m)| c == "error"
+            && m.starts_with("POST https://tls.example/push was blocked in push (run: curl")
+            && m.ends_with("add to allowed-urls: POST https://tls.example/push")),
+        "{said}"
+    );
+    assert!(
+        job.summary()
+            .contains("allowed-urls: |\n  GET https://tls.example/ok/**\n"),
+        "{said}"
+    );
+}

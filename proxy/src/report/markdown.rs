@@ -101,7 +101,11 @@ fn blocked(out: &mut String, r: &Report) {
             out,
             "| {} | {} | {} | {} | {} |",
             escape(&b.destination),
-            b.allow_with.as_deref().map_or("-".into(), escape),
+            match (&b.allow_with, &b.allow_url) {
+                (Some(e), _) => escape(e),
+                (None, Some(u)) => format!("allowed-urls: {}", escape(u)),
+                (None, None) => "-".into(),
+            },
             escape_list(&b.steps),
             escape_list(&b.processes),
             b.count
@@ -174,17 +178,28 @@ fn endpoints(out: &mut String, r: &Report) {
     let _ = writeln!(out, "### allowed-endpoints\n");
     if r.allowed_endpoints.is_empty() {
         let _ = writeln!(out, "Nothing to allow: the job reached no destination.\n");
-        return;
+    } else {
+        let _ = writeln!(
+            out,
+            "Everything the job reached or tried to, ready to paste into the workflow (review it \
+             first: it includes what was blocked):\n"
+        );
+        yaml_block(out, "allowed-endpoints: >", &r.allowed_endpoints);
     }
-    let _ = writeln!(
-        out,
-        "Everything the job reached or tried to, ready to paste into the workflow (review it \
-         first: it includes what was blocked):\n"
-    );
-    // A fenced block shows its content verbatim: fence it with more backticks than any entry
-    // holds (entries are host names and addresses, so three always suffice, but be sure).
-    let _ = writeln!(out, "```yaml\nallowed-endpoints: >");
-    for e in &r.allowed_endpoints {
+    if !r.allowed_urls.is_empty() {
+        let _ = writeln!(
+            out,
+            "URL rules for the strict hosts (`allowed-urls`), the same way:\n"
+        );
+        yaml_block(out, "allowed-urls: |", &r.allowed_urls);
+    }
+}
+
+/// A fenced YAML block: shown verbatim, so entries need no escaping but a backtick (never in a
+/// host name or a URL rule; replaced to be sure the fence cannot be closed early).
+fn yaml_block(out: &mut String, key: &str, entries: &[String]) {
+    let _ = writeln!(out, "```yaml\n{key}");
+    for e in entries {
         let _ = writeln!(out, "  {}", e.replace('`', "'"));
     }
     let _ = writeln!(out, "```\n");

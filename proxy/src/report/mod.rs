@@ -52,6 +52,10 @@ pub struct Report {
     /// The entries that would allow everything the job reached or tried to (built-in
     /// allowances left out), sorted.
     pub allowed_endpoints: Vec<String>,
+    /// The URL rules that allowed requests on strict hosts, and those blocked or audited
+    /// requests there suggest, sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_urls: Vec<String>,
     /// Lines of the log that were not JSON records.
     #[serde(skip_serializing_if = "is_zero")]
     pub unreadable_lines: u64,
@@ -117,11 +121,15 @@ pub struct AnomalyItem {
 /// One blocked destination.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct BlockedItem {
-    /// `host:port` (`/udp` for UDP), or `lookup NAME` for a refused DNS lookup.
+    /// `host:port` (`/udp` for UDP), `lookup NAME` for a refused DNS lookup, `METHOD URL` for
+    /// a refused request.
     pub destination: String,
     /// The entry to add to `allowed-endpoints` to allow it, when one would.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_with: Option<String>,
+    /// The rule to add to `allowed-urls` (a request refused on a strict host), when one would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_url: Option<String>,
     /// The first record's reason.
     pub reason: String,
     /// Steps that tried (sorted).

@@ -12,6 +12,8 @@ use crate::policy::FLAG_BUILTIN;
 
 /// What the policy's reason says to add (`…; to allow it, add to allowed-endpoints: ENTRY`).
 const SUGGESTION: &str = "to allow it, add to allowed-endpoints: ";
+/// What a strict host's refusal says to add.
+const URL_SUGGESTION: &str = "to allow it, add to allowed-urls: ";
 
 type StepKey = Option<String>;
 
@@ -22,6 +24,7 @@ struct Tally {
     blocked: BTreeMap<String, (BlockedItem, BTreeSet<String>, BTreeSet<String>)>,
     steps: BTreeMap<StepKey, BTreeMap<String, BTreeMap<String, DestinationItem>>>,
     endpoints: BTreeSet<String>,
+    urls: BTreeSet<String>,
     /// Steps in the order their first record was written.
     step_order: Vec<StepKey>,
     started: bool,
@@ -120,13 +123,22 @@ impl Tally {
         if builtin {
             return;
         }
-        let entry = match decision {
-            "allowed" => s(&r["rule"]).map(str::to_string),
-            _ => suggestion(r),
-        };
-        if let Some(e) = entry {
-            self.endpoints.insert(e);
+        let rule = s(&r["rule"]).filter(|_| decision == "allowed");
+        if s(&r["kind"]) == Some("request") {
+            // A request is allowed by a URL rule on a strict host, or by its connection's
+            // endpoint (already counted from the connection record).
+            let url = match rule {
+                Some(rule) => rule.contains("://").then(|| rule.to_string()),
+                None => suggestion(r, URL_SUGGESTION),
+            };
+            self.urls.extend(url);
+            return;
         }
+        let entry = match rule {
+            Some(rule) => Some(rule.to_string()),
+            None => suggestion(r, SUGGESTION),
+        };
+        self.endpoints.extend(entry);
     }
 
     fn anomaly(&mut self, a: &Value, dst: &str, step: &StepKey, exe: &str, r: &Value) {
@@ -147,10 +159,20 @@ impl Tally {
     }
 
     fn blocked(&mut self, r: &Value, dst: &str, step: &StepKey, exe: &str) {
-        let (item, steps, exes) = self.blocked.entry(dst.to_string()).or_insert_with(|| {
+        // A refused request is its own entry: another URL on the same host may be allowed.
+        let key = match s(&r["kind"]) {
+            Some("request") => format!(
+                "{} {}",
+                s(&r["http"]["method"]).unwrap_or("?"),
+                s(&r["http"]["url"]).unwrap_or("?")
+            ),
+            _ => dst.to_string(),
+        };
+        let (item, steps, exes) = self.blocked.entry(key.clone()).or_insert_with(|| {
             let item = BlockedItem {
-                destination: dst.to_string(),
-                allow_with: suggestion(r),
+                destination: key,
+                allow_with: suggestion(r, SUGGESTION),
+                allow_url: suggestion(r, URL_SUGGESTION),
                 reason: s(&r["reason"]).unwrap_or("").to_string(),
                 ..BlockedItem::default()
             };
@@ -264,22 +286,18 @@ impl Tally {
         // step.
         self.report.steps.sort_by_key(|s| s.step.is_none());
         self.report.allowed_endpoints = self.endpoints.into_iter().collect();
+        self.report.allowed_urls = self.urls.into_iter().collect();
         self.report
     }
 }
 
-/// The entry a record's reason suggests (none after a name/address mismatch, whose cure is
-/// not another rule).
-fn suggestion(r: &Value) -> Option<String> {
-    if let Some(reason) = s(&r["reason"])
-        && let Some((_, rest)) = reason.split_once(SUGGESTION)
-    {
-        let entry = rest.split(';').next().unwrap_or(rest).trim();
-        if !entry.is_empty() {
-            return Some(entry.to_string());
-        }
-    }
-    None
+/// The entry a record's reason suggests after `phrase` (none after a name/address mismatch,
+/// whose cure is not another rule).
+fn suggestion(r: &Value, phrase: &str) -> Option<String> {
+    let reason = s(&r["reason"])?;
+    let (_, rest) = reason.split_once(phrase)?;
+    let entry = rest.split(';').next().unwrap_or(rest).trim();
+    (!entry.is_empty()).then(|| entry.to_string())
 }
 
 /// How the report names where a record went.
@@ -387,6 +405,60 @@ mod tests {
             r.allowed_endpoints,
             ["nope.example", "raw.example:80", "tls.example"]
         );
+    }
+
+    #[test]
+    fn strict_hosts_suggest_url_rules_and_refused_requests_are_listed_by_url() {
+        let req = |decision: &str, rule: Option<&str>, reason: Option<&str>, url: &str| {
+            let mut r = json!({"v":1,"time":"t","kind":"request","process":{"exe":"/usr/bin/curl"},
+                "dst":{"ip":"192.0.2.10","port":443,"proto":"tcp","name":"tls.example"},
+                "http":{"host":"tls.example","method":"POST","url":url},"decision":decision});
+            if let Some(rule) = rule {
+                r["rule"] = json!(rule);
+            }
+            if let Some(reason) = reason {
+                r["reason"] = json!(reason);
+            }
+            r
+        };
+        let records = vec![
+            req(
+                "allowed",
+                Some("GET https://tls.example/ok/**"),
+                None,
+                "https://tls.example/ok/a",
+            ),
+            req(
+                "allowed",
+                Some("tls.example"),
+                None,
+                "https://tls.example/plain",
+            ),
+            req(
+                "blocked",
+                None,
+                Some(
+                    "POST https://tls.example/up is not in allowed-urls (the host is strict); to allow it, add to allowed-urls: POST https://tls.example/up",
+                ),
+                "https://tls.example/up",
+            ),
+        ];
+        let r = from_records(&records, false);
+        assert_eq!(
+            r.allowed_urls,
+            [
+                "GET https://tls.example/ok/**",
+                "POST https://tls.example/up"
+            ]
+        );
+        assert!(r.allowed_endpoints.is_empty(), "{:?}", r.allowed_endpoints);
+        assert_eq!(r.blocked.len(), 1);
+        assert_eq!(r.blocked[0].destination, "POST https://tls.example/up");
+        assert_eq!(
+            r.blocked[0].allow_url.as_deref(),
+            Some("POST https://tls.example/up")
+        );
+        assert_eq!(r.blocked[0].allow_with, None);
     }
 
     #[test]
