@@ -222,7 +222,7 @@ fn block_mode_job_attributes_steps_reports_and_fails_on_blocked() {
     for entry in [
         "  http.example:80\n",
         "  raw.example:7\n",
-        "  tls.example\n",
+        "  tls.example:443\n",
     ] {
         assert!(summary.contains(entry), "{entry:?} not suggested:\n{said}");
     }

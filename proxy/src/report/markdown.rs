@@ -184,7 +184,12 @@ fn endpoints(out: &mut String, r: &Report) {
             "Everything the job reached or tried to, ready to paste into the workflow (review it \
              first: it includes what was blocked):\n"
         );
-        yaml_block(out, "allowed-endpoints: >", &r.allowed_endpoints);
+        let entries: Vec<String> = r
+            .allowed_endpoints
+            .iter()
+            .map(|e| crate::suggest::action_entry(e))
+            .collect();
+        yaml_block(out, "allowed-endpoints: >", &entries);
     }
     if !r.allowed_urls.is_empty() {
         let _ = writeln!(

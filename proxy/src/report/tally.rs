@@ -8,7 +8,6 @@ use super::{
     AnomalyItem, BlockedItem, DestinationItem, MAX_URLS, ProcessItem, REPORT_VERSION, Report,
     StepItem,
 };
-use crate::policy::FLAG_BUILTIN;
 
 /// What the policy's reason says to add (`…; to allow it, add to allowed-endpoints: ENTRY`).
 const SUGGESTION: &str = "to allow it, add to allowed-endpoints: ";
@@ -23,7 +22,6 @@ struct Tally {
     anomalies: BTreeMap<(String, String, StepKey), AnomalyItem>,
     blocked: BTreeMap<String, (BlockedItem, BTreeSet<String>, BTreeSet<String>)>,
     steps: BTreeMap<StepKey, BTreeMap<String, BTreeMap<String, DestinationItem>>>,
-    endpoints: BTreeSet<String>,
     urls: BTreeSet<String>,
     /// Steps in the order their first record was written.
     step_order: Vec<StepKey>,
@@ -40,7 +38,13 @@ pub fn from_records(records: &[Value], live: bool) -> Report {
     for r in records {
         t.add(r);
     }
-    t.finish()
+    let mut report = t.finish();
+    report.allowed_endpoints = crate::suggest::suggest(records)
+        .entries
+        .into_iter()
+        .map(|e| e.rule)
+        .collect();
+    report
 }
 
 fn s(v: &Value) -> Option<&str> {
@@ -68,7 +72,7 @@ impl Tally {
             .unwrap_or("unknown process")
             .to_string();
         let dst = destination(r);
-        self.suggest(r, decision);
+        self.suggest_url(r, decision);
         if let Some(list) = r["anomalies"].as_array().filter(|a| !a.is_empty()) {
             self.report.totals.anomalies += 1;
             for a in list {
@@ -114,31 +118,19 @@ impl Tally {
         }
     }
 
-    /// The allowed-endpoints entry for this record: the rule that allowed it, or the one its
-    /// reason suggests. Built-in allowances are left out: they need no entry.
-    fn suggest(&mut self, r: &Value, decision: &str) {
-        let builtin = r["flags"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|x| x == FLAG_BUILTIN));
-        if builtin {
+    /// The `allowed-urls` rule for a request on a strict host: the URL rule that allowed it, or
+    /// the one its reason suggests. (Endpoints come from [`crate::suggest`], as `warden policy
+    /// suggest` makes them.)
+    fn suggest_url(&mut self, r: &Value, decision: &str) {
+        if s(&r["kind"]) != Some("request") {
             return;
         }
-        let rule = s(&r["rule"]).filter(|_| decision == "allowed");
-        if s(&r["kind"]) == Some("request") {
-            // A request is allowed by a URL rule on a strict host, or by its connection's
-            // endpoint (already counted from the connection record).
-            let url = match rule {
-                Some(rule) => rule.contains("://").then(|| rule.to_string()),
-                None => suggestion(r, URL_SUGGESTION),
-            };
-            self.urls.extend(url);
-            return;
-        }
-        let entry = match rule {
-            Some(rule) => Some(rule.to_string()),
-            None => suggestion(r, SUGGESTION),
+        let url = match s(&r["rule"]).filter(|_| decision == "allowed") {
+            // Allowed by its connection's endpoint, not a URL rule: nothing to add.
+            Some(rule) => rule.contains("://").then(|| rule.to_string()),
+            None => suggestion(r, URL_SUGGESTION),
         };
-        self.endpoints.extend(entry);
+        self.urls.extend(url);
     }
 
     fn anomaly(&mut self, a: &Value, dst: &str, step: &StepKey, exe: &str, r: &Value) {
@@ -285,7 +277,6 @@ impl Tally {
         // close, so this is close to the order the runner ran them), then processes outside any
         // step.
         self.report.steps.sort_by_key(|s| s.step.is_none());
-        self.report.allowed_endpoints = self.endpoints.into_iter().collect();
         self.report.allowed_urls = self.urls.into_iter().collect();
         self.report
     }
@@ -400,11 +391,9 @@ mod tests {
             ]
         );
         assert_eq!(r.blocked[1].steps, ["evil (run: wget)"]);
-        // The built-in allowance needs no entry.
-        assert_eq!(
-            r.allowed_endpoints,
-            ["nope.example", "raw.example:80", "tls.example"]
-        );
+        // As `policy suggest` makes them: what was connected to (a refused lookup is in
+        // `blocked` with its entry), not the built-in allowance.
+        assert_eq!(r.allowed_endpoints, ["raw.example:80", "tls.example"]);
     }
 
     #[test]
