@@ -555,6 +555,29 @@ mod tests {
     }
 
     #[test]
+    fn a_step_cannot_relabel_its_children_with_a_worker_of_its_own() {
+        let (worker, step, fake, child) = (4_194_410, 4_194_411, 4_194_412, 4_194_413);
+        let mut t = Table::default();
+        apply(
+            &mut t,
+            PROC_EXEC,
+            worker,
+            worker,
+            "/runner/bin/Runner.Worker",
+        );
+        apply(&mut t, PROC_FORK, step, worker, "");
+        apply(&mut t, PROC_EXEC, step, step, "/usr/bin/bash");
+        let real = t.describe(step, "bash").step;
+        assert!(real.is_some());
+        // The step runs a program it named Runner.Worker, whose child claims another step.
+        apply(&mut t, PROC_FORK, fake, step, "");
+        apply(&mut t, PROC_EXEC, fake, fake, "/tmp/x/Runner.Worker");
+        apply(&mut t, PROC_FORK, child, fake, "");
+        apply(&mut t, PROC_EXEC, child, child, "/usr/bin/curl");
+        assert_eq!(t.describe(child, "curl").step, real);
+    }
+
+    #[test]
     fn stat_ppid_survives_odd_comm() {
         assert_eq!(parse_stat_ppid("42 (a) b (c)) S 7 42 42 0"), Some(7));
         assert_eq!(parse_stat_ppid("garbage"), None);

@@ -14,6 +14,10 @@
 //! `run: ` plus the script's first non-empty line (credentials masked, at most
 //! [`MAX_LINE`] characters) for `run:` steps; when the environment cannot be read the `ID (`…`)`
 //! falls back to what the command line says.
+//!
+//! A process keeps the step it was forked into: a step that runs a program of its own named
+//! `Runner.Worker` cannot relabel its children as another step (only a process without a step,
+//! i.e. a child of the real worker, is described).
 
 use std::{fs, path::Path};
 
