@@ -430,3 +430,35 @@ pub fn annotations(stdout: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A `run:` step.
+pub fn run_step(id: &str, script: String) -> Step {
+    Step::Run {
+        id: id.into(),
+        script,
+    }
+}
+
+/// The `process.step` of each connection record to `ip:port` in `records`.
+pub fn steps_to(records: &[Value], ip: &str, port: u16) -> Vec<String> {
+    crate::audit::connections_to(records, ip, port)
+        .iter()
+        .map(|r| {
+            r["process"]["step"]
+                .as_str()
+                .unwrap_or("(none)")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Makes the runner's roots trust the test origins: their CA is appended to the namespace's
+/// private copy of the system bundle (the machine's own store is never touched), which is what
+/// Warden verifies servers against under TLS inspection and what the job's bundles extend.
+pub fn trust_origins_ca(netns: &Netns, origins: &crate::Origins) -> anyhow::Result<()> {
+    let system = netns.trust_store_path().join("ca-certificates.crt");
+    let mut bundle = fs::read_to_string(&system)?;
+    bundle.push_str(&fs::read_to_string(origins.ca_pem_path())?);
+    fs::write(&system, bundle)?;
+    Ok(())
+}
