@@ -14,8 +14,9 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 # end-to-end tests and the demo drive: real clients and real origins. dnsmasq-base is the test
 # zone's authoritative server: the bare binary, without the `dnsmasq` package's system service
 # that would take port 53 on the host; bind9-dnsutils is dig.
+# musl-tools: musl-gcc, for the static release build the tests check (scripts/release.sh).
 for pkg in llvm-22-dev curl openssl iproute2 util-linux python3 ca-certificates iptables \
-  dnsmasq-base bind9-dnsutils; do
+  dnsmasq-base bind9-dnsutils musl-tools binutils; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 # The TLS-inspection tests' clients and origins: git (git http-backend serves the test
@@ -43,6 +44,12 @@ if ! python3 -c 'import requests' 2>/dev/null; then
   fi
 else
   log "python requests present"
+fi
+
+# The static release build (tests/tests/release_static.rs checks it).
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  log "rustup target add x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
 fi
 
 # The eBPF crate is built with -Z build-std=core, which needs the nightly's rust-src.

@@ -6,7 +6,9 @@
 //! the real destination, and writes one audit record per connection. The modules follow that
 //! path: [`cgroup`] and [`ebpf`] set up the kernel side, [`process`] keeps the process table the
 //! tracepoints feed, [`proxy`] accepts, sniffs and relays, [`audit`] writes records and the
-//! summary, and [`run`] wires them together for the `run` subcommand.
+//! summary, and [`run`] wires them together for the `run` subcommand. On a GitHub Actions runner
+//! [`step`] names the workflow step behind each process, and [`report`] renders a log as the job
+//! summary the GitHub Action writes.
 // `unsafe` is denied everywhere but the thin syscall layer in `sys`.
 #![deny(unsafe_code)]
 
@@ -23,9 +25,11 @@ pub mod logs;
 pub mod policy;
 pub mod process;
 pub mod proxy;
+pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod session;
+pub mod step;
 pub mod suggest;
 pub mod summary;
 pub mod sys;

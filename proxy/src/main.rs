@@ -155,6 +155,11 @@ struct StartArgs {
     /// `$GITHUB_ENV`): the CA bundles under TLS inspection.
     #[arg(long)]
     print_env: bool,
+    /// This (non-root) user may fetch the audit log and status with `warden log`, over a socket
+    /// that takes nothing else: how the GitHub Action's post step reads the log once
+    /// `disable-sudo` took root away, without being able to stop enforcement.
+    #[arg(long, value_name = "UID")]
+    reader_uid: Option<u32>,
 }
 
 impl StartArgs {
@@ -171,6 +176,7 @@ impl StartArgs {
             dns: self.dns.options()?,
             upstream_ca: self.inspect.upstream_ca.clone(),
             print_env: self.print_env,
+            reader_uid: self.reader_uid,
         })
     }
 }
@@ -206,6 +212,15 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         cgroup: Option<PathBuf>,
     },
+    /// Copy a daemon's audit log so far (root, or its `--reader-uid`); enforcement goes on.
+    Log {
+        /// Which daemon (required for the reader: `/run/warden` is not listable).
+        #[arg(long, value_name = "PATH")]
+        cgroup: Option<PathBuf>,
+        /// Write the log here (created 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Is enforcement on? Since when, mode, counts, last error.
     Status {
         /// Which daemon (needed only when several run).
@@ -221,6 +236,22 @@ enum Command {
     /// The job's egress lockfile: what it is expected to contact.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Render an audit log as a report: the job summary (markdown) or JSON (docs/report.md).
+    Report {
+        /// The audit log (JSON lines).
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// `markdown` (default) or `json`.
+        #[arg(long, value_name = "FORMAT", default_value = "markdown")]
+        format: proxy::report::Format,
+        /// Write the report here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The log was read from a daemon that still enforces: a missing stop record is
+        /// expected.
+        #[arg(long)]
+        live: bool,
+    },
     /// Internal: the daemon process `start` spawns.
     #[command(name = daemon::DAEMON, hide = true)]
     Daemon(StartArgs),
@@ -318,6 +349,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report {
+            log,
+            format,
+            output,
+            live,
+        } => proxy::report::run(&log, format, output.as_deref(), live),
         Command::Start(args) => match args.options() {
             Ok(opts) => {
                 let rest: Vec<OsString> = std::env::args_os().skip(2).collect();
@@ -343,6 +380,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Stop { cgroup } => daemon::stop(cgroup.as_deref()),
+        Command::Log { cgroup, output } => daemon::log(cgroup.as_deref(), output.as_deref()),
         Command::Status { cgroup, json } => daemon::status(cgroup.as_deref(), json),
         Command::Run {
             audit_log,

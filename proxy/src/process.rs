@@ -38,6 +38,9 @@ struct Entry {
     exe: String,
     argv: Vec<String>,
     exited: Option<Instant>,
+    /// The workflow step this process belongs to (see [`crate::step`]): described when a child
+    /// of the runner's worker execs, inherited by everything it forks.
+    step: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -292,6 +295,7 @@ impl Table {
                     ev.argv
                 };
                 entry.exited = None;
+                self.note_step(ev.pid);
             }
             PROC_EXIT if ev.pid == ev.tgid => {
                 if let Some(e) = self.map.get_mut(&ev.pid) {
@@ -303,6 +307,43 @@ impl Table {
             }
             other => tracing::warn!(kind = other, "unknown process event"),
         }
+    }
+
+    /// If `pid` (which just exec'd) is a step — a child of the runner's worker without a step
+    /// yet — describes it now, while it is alive, from its environment and command line.
+    fn note_step(&mut self, pid: u32) {
+        let Some(entry) = self.map.get(&pid) else {
+            return;
+        };
+        let Some(ppid) = entry.ppid.filter(|_| entry.step.is_none()) else {
+            return;
+        };
+        let parent_exe = self.map.get(&ppid).map(|p| p.exe.as_str()).unwrap_or("");
+        let worker = if parent_exe.is_empty() {
+            crate::step::proc_is_worker(ppid)
+        } else {
+            crate::step::is_worker_exe(parent_exe)
+        };
+        if !worker {
+            return;
+        }
+        let step: Arc<str> = crate::step::describe(pid, &entry.argv).into();
+        if let Some(e) = self.map.get_mut(&pid) {
+            e.step = Some(step);
+        }
+    }
+
+    /// The step of `pid`: its own, or its nearest ancestor's.
+    fn step_of(&self, pid: u32) -> Option<String> {
+        let mut cur = Some(pid);
+        for _ in 0..=MAX_ANCESTRY {
+            let entry = self.map.get(&cur?)?;
+            if let Some(step) = &entry.step {
+                return Some(step.to_string());
+            }
+            cur = entry.ppid;
+        }
+        None
     }
 
     fn describe(&self, pid: u32, comm: &str) -> Process {
@@ -335,7 +376,7 @@ impl Table {
             },
             argv: redact::argv(&entry.argv),
             ancestry,
-            step: None,
+            step: self.step_of(pid),
         }
     }
 }
@@ -481,6 +522,59 @@ mod tests {
         apply(&mut t, PROC_EXIT, 5, 5, "");
         assert!(!t.map.contains_key(&9));
         assert_eq!(t.describe(5, "python3").exe, "/usr/bin/python3");
+    }
+
+    #[test]
+    fn children_of_the_runner_worker_are_steps_and_their_descendants_inherit() {
+        // Pids above the kernel's PID_MAX_LIMIT: /proc never has them, so the step is described
+        // from the command line alone.
+        let (worker, step, child, other) = (4_194_400, 4_194_401, 4_194_402, 4_194_403);
+        let mut t = Table::default();
+        apply(
+            &mut t,
+            PROC_EXEC,
+            worker,
+            worker,
+            "/runner/bin/Runner.Worker",
+        );
+        apply(&mut t, PROC_FORK, step, worker, "");
+        let mut exec = event(PROC_EXEC, step, step, "/usr/bin/node");
+        let args = b"node\0/w/_actions/actions/setup-go/v5/dist/index.js\0";
+        exec[ARGV_AT..ARGV_AT + 4].copy_from_slice(&(args.len() as u32).to_ne_bytes());
+        exec[ARGV_AT + 8..ARGV_AT + 8 + args.len()].copy_from_slice(args);
+        t.apply(Event::decode(&exec).unwrap());
+        apply(&mut t, PROC_FORK, child, step, "");
+        apply(&mut t, PROC_EXEC, child, child, "/usr/bin/git");
+        apply(&mut t, PROC_FORK, other, worker, "");
+        let expected = Some("actions/setup-go@v5".to_string());
+        assert_eq!(t.describe(step, "node").step, expected);
+        assert_eq!(t.describe(child, "git").step, expected);
+        // The worker itself, and a fork of it that has not exec'd, belong to no step.
+        assert_eq!(t.describe(worker, "Runner.Worker").step, None);
+        assert_eq!(t.describe(other, "Runner.Worker").step, None);
+    }
+
+    #[test]
+    fn a_step_cannot_relabel_its_children_with_a_worker_of_its_own() {
+        let (worker, step, fake, child) = (4_194_410, 4_194_411, 4_194_412, 4_194_413);
+        let mut t = Table::default();
+        apply(
+            &mut t,
+            PROC_EXEC,
+            worker,
+            worker,
+            "/runner/bin/Runner.Worker",
+        );
+        apply(&mut t, PROC_FORK, step, worker, "");
+        apply(&mut t, PROC_EXEC, step, step, "/usr/bin/bash");
+        let real = t.describe(step, "bash").step;
+        assert!(real.is_some());
+        // The step runs a program it named Runner.Worker, whose child claims another step.
+        apply(&mut t, PROC_FORK, fake, step, "");
+        apply(&mut t, PROC_EXEC, fake, fake, "/tmp/x/Runner.Worker");
+        apply(&mut t, PROC_FORK, child, fake, "");
+        apply(&mut t, PROC_EXEC, child, child, "/usr/bin/curl");
+        assert_eq!(t.describe(child, "curl").step, real);
     }
 
     #[test]

@@ -261,7 +261,9 @@ impl Suggestion {
 }
 
 /// harden-runner's `host:port` form (it always writes the port).
-fn action_entry(rule: &str) -> String {
+/// `rule` as the action's `allowed-endpoints` input spells it: with its port (`host:443`), as
+/// harden-runner users write it.
+pub fn action_entry(rule: &str) -> String {
     let has_port = rule
         .rsplit_once(':')
         .is_some_and(|(h, p)| (!h.contains(':') || h.ends_with(']')) && p.parse::<u16>().is_ok());

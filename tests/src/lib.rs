@@ -31,6 +31,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod action;
 pub mod audit;
 pub mod clients;
 pub mod daemon;

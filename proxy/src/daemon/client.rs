@@ -22,6 +22,7 @@ pub(super) fn cleanup_dead(dir: &Path) {
         .and_then(|n| n.strip_prefix("cg-"))
         .and_then(|n| n.parse::<u64>().ok())
     {
+        let _ = std::fs::remove_file(state::reader_socket(id));
         if let Err(e) = crate::ebpf::unpin_dir(&crate::ebpf::pin_dir(id)) {
             eprintln!("warden: cannot remove the pinned hooks: {e}");
         }
@@ -127,6 +128,11 @@ pub fn stop(cgroup: Option<&Path>) -> i32 {
     };
     let Some(rt) = runtime() else { return 1 };
     match rt.block_on(control::call(&state::socket(&dir), Request::Stop)) {
+        // Not a dead daemon: a caller that is not root (the job's user after `disable-sudo`).
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("warden: only root can stop Warden ({e})");
+            1
+        }
         Ok(r) => {
             if let Some(s) = &r.summary {
                 eprint!("warden: {} mode, {s}", r.mode);
@@ -173,6 +179,12 @@ pub fn status(cgroup: Option<&Path>, json: bool) -> i32 {
     let Some(rt) = runtime() else { return 1 };
     let r = match rt.block_on(control::call(&state::socket(&dir), Request::Status)) {
         Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!(
+                "warden: only root can ask the control socket ({e}); `warden log --cgroup` serves the daemon's reader"
+            );
+            return 1;
+        }
         Err(_) => {
             let st = state::read(&dir).ok();
             Reply {
@@ -217,4 +229,81 @@ pub fn status(cgroup: Option<&Path>, json: bool) -> i32 {
         );
     }
     i32::from(r.state != "on")
+}
+
+/// `warden log [--cgroup PATH] [--output FILE]`: the daemon's audit log so far, written to FILE
+/// (created 0600) or stdout, and its state on stderr. Works for the daemon's `--reader-uid`
+/// (over the read-only socket; it must name the cgroup, since `/run/warden` is not listable)
+/// as for root. Exit 0 when the log was copied, 1 when not, 2 for bad input.
+pub fn log(cgroup: Option<&Path>, output: Option<&Path>) -> i32 {
+    let socket = match log_socket(cgroup) {
+        Ok(s) => s,
+        Err((code, msg)) => {
+            eprintln!("warden: {msg}");
+            return code;
+        }
+    };
+    let Some(rt) = runtime() else { return 1 };
+    let fetched = rt.block_on(async {
+        match output {
+            Some(path) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })?;
+                let mut file = tokio::fs::File::from_std(file);
+                let r = control::fetch_log(&socket, &mut file).await?;
+                tokio::io::AsyncWriteExt::flush(&mut file).await?;
+                Ok::<_, std::io::Error>(r)
+            }
+            None => control::fetch_log(&socket, &mut tokio::io::stdout()).await,
+        }
+    });
+    match fetched {
+        Ok(r) => {
+            let impaired = r
+                .last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default();
+            eprintln!(
+                "warden: log of the daemon for {} ({} mode, {}, {} connection(s), {} blocked{impaired})",
+                r.cgroup, r.mode, r.state, r.connections, r.blocked
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "warden: cannot fetch the log from {}: {e}",
+                socket.display()
+            );
+            1
+        }
+    }
+}
+
+/// The socket `warden log` asks: the read-only one when the daemon has it, else (root) the
+/// control socket.
+fn log_socket(cgroup: Option<&Path>) -> Result<PathBuf, (i32, String)> {
+    let id = match cgroup {
+        Some(path) => JobCgroup::existing(Some(path))
+            .map_err(|e| (2, e.to_string()))?
+            .id(),
+        None => {
+            let dir = pick(None)?;
+            return Ok(state::socket(&dir));
+        }
+    };
+    let reader = state::reader_socket(id);
+    if reader.exists() {
+        Ok(reader)
+    } else {
+        Ok(state::socket(&state::dir_for(id)))
+    }
 }

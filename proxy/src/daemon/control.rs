@@ -20,6 +20,9 @@ pub enum Request {
     Status,
     /// Flush every record, detach, clean up, exit.
     Stop,
+    /// The state, then the audit log so far: one reply line followed by the log's bytes. The
+    /// only request besides `status` the read-only socket takes (see [`super::state::reader_socket`]).
+    Log,
 }
 
 /// A daemon's answer.
@@ -95,8 +98,43 @@ pub async fn write_reply(stream: &mut UnixStream, reply: &Reply) -> io::Result<(
 
 /// Whether the peer of `stream` is root.
 pub fn peer_is_root(stream: &UnixStream) -> bool {
+    peer_uid(stream) == Some(0)
+}
+
+/// The uid of the peer of `stream`.
+pub fn peer_uid(stream: &UnixStream) -> Option<u32> {
     nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
-        .is_ok_and(|cred| cred.uid() == 0)
+        .ok()
+        .map(|cred| cred.uid())
+}
+
+/// Sends `log` to the daemon on `socket` and copies the log that follows its reply into
+/// `out`; returns the reply (the daemon's state).
+pub async fn fetch_log(
+    socket: &Path,
+    out: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> io::Result<Reply> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(socket))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(&Request::Log).map_err(io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    let mut read = BufReader::new(read);
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(30), read.read_line(&mut reply))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no reply in 30 s"))??;
+    let reply: Reply =
+        serde_json::from_str(&reply).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::io::copy_buf(&mut read, out),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "log not received in 120 s"))??;
+    Ok(reply)
 }
 
 #[cfg(test)]

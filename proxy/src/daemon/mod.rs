@@ -13,7 +13,7 @@ pub mod control;
 pub mod state;
 
 use client::{cleanup_dead, record_loss};
-pub use client::{status, stop};
+pub use client::{log, status, stop};
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -59,6 +59,9 @@ pub struct StartOptions {
     pub upstream_ca: Vec<PathBuf>,
     /// `start --print-env`: print what later steps must set.
     pub print_env: bool,
+    /// `start --reader-uid`: the one non-root user that may fetch the log and status over the
+    /// read-only socket ([`state::reader_socket`]).
+    pub reader_uid: Option<u32>,
 }
 
 /// `warden start`: spawns the daemon with `args` (the command line after `start`) and waits for
@@ -240,6 +243,10 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| e.to_string())?;
     }
+    let reader = match opts.reader_uid {
+        Some(uid) => Some((bind_reader(session.cgroup().id())?, uid)),
+        None => None,
+    };
     let since = now_rfc3339();
     let mut st = state::State {
         pid: std::process::id(),
@@ -275,9 +282,18 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
                         let r = reply(&st, &log, "on", last_error.clone());
                         let _ = control::write_reply(&mut stream, &r).await;
                     }
+                    Some(Request::Log) => {
+                        tokio::spawn(send_log(stream, reply(&st, &log, "on", last_error.clone()), log.path().to_path_buf()));
+                    }
                     Some(Request::Stop) => break Some(stream),
                     None => {}
                 }
+            }
+            Some(stream) = accept_reader(reader.as_ref()) => {
+                // The job's user may be the attacker: serve it on its own task, never on the
+                // loop that keeps enforcement, and never take `stop` from it.
+                let r = reply(&st, &log, "on", last_error.clone());
+                tokio::spawn(serve_reader(stream, r, log.path().to_path_buf()));
             }
             _ = term.recv() => break None,
             _ = int.recv() => break None,
@@ -314,6 +330,9 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         }
     };
     drop(listener);
+    if reader.is_some() {
+        let _ = std::fs::remove_file(state::reader_socket(session.cgroup().id()));
+    }
     let handle = session.close(STOP_GRACE).await;
     drop(handle); // detaches, writes the stop record
     let mut r = reply(&st, &log, "stopped", last_error);
@@ -323,6 +342,59 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Binds the read-only socket: 0666 (connecting needs write permission on it), the peer's uid
+/// checked on every connection.
+fn bind_reader(cgroup_id: u64) -> Result<UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state::reader_socket(cgroup_id);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+/// The next connection on the read-only socket from root or the reader; pends forever without
+/// a socket.
+async fn accept_reader(reader: Option<&(UnixListener, u32)>) -> Option<tokio::net::UnixStream> {
+    let Some((listener, uid)) = reader else {
+        return std::future::pending().await;
+    };
+    let (stream, _) = listener.accept().await.ok()?;
+    let peer = control::peer_uid(&stream)?;
+    (peer == 0 || peer == *uid).then_some(stream)
+}
+
+/// Answers one request on the read-only socket: `status` or `log`, nothing else.
+async fn serve_reader(mut stream: tokio::net::UnixStream, r: Reply, log: PathBuf) {
+    match control::read_request(&mut stream).await {
+        Some(Request::Status) => {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                control::write_reply(&mut stream, &r),
+            )
+            .await;
+        }
+        Some(Request::Log) => send_log(stream, r, log).await,
+        _ => {}
+    }
+}
+
+/// Writes `r`, then the audit log as it is now. Records are written whole with one `write(2)`
+/// each, so the copy ends on a record boundary unless a record is being appended right now: the
+/// copy stops at the last newline.
+async fn send_log(mut stream: tokio::net::UnixStream, r: Reply, log: PathBuf) {
+    use tokio::io::AsyncWriteExt;
+    let send = async {
+        control::write_reply(&mut stream, &r).await?;
+        let bytes = tokio::fs::read(&log).await?;
+        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        stream.write_all(&bytes[..end]).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(120), send).await;
 }
 
 fn reply(st: &state::State, log: &AuditLog, state: &str, last_error: Option<String>) -> Reply {

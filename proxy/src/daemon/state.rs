@@ -43,6 +43,13 @@ pub fn socket(dir: &Path) -> PathBuf {
     dir.join("control.sock")
 }
 
+/// The read-only socket of the daemon for cgroup `id`: outside the root-only state directory,
+/// so that the one non-root user the daemon names (`start --reader-uid`, the job's user once
+/// `disable-sudo` took root away) can fetch the audit log and status, and nothing else.
+pub fn reader_socket(id: u64) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("log-cg-{id}.sock"))
+}
+
 /// Creates the state directory (and `/run/warden`), root-only. `/run/warden` itself is 0711: not
 /// listable, but traversable, so the job's non-root users can read the CA bundles TLS
 /// inspection puts under `/run/warden/trust-*/bundles/`.
