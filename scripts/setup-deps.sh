@@ -24,6 +24,8 @@ done
 # may come from elsewhere (pyenv, nodesource) and apt's older copies would only shadow them.
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+# The HTML report's test opens it in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"

@@ -236,14 +236,18 @@ enum Command {
     /// The job's egress lockfile: what it is expected to contact.
     #[command(subcommand)]
     Baseline(BaselineCommand),
-    /// Render an audit log as a report: the job summary (markdown) or JSON (docs/report.md).
+    /// Render an audit log as a report: the job summary (markdown), JSON or one HTML page
+    /// (docs/report.md). Several logs (or a directory of them) give the view across jobs.
     Report {
-        /// The audit log (JSON lines).
-        #[arg(long, value_name = "FILE")]
-        log: PathBuf,
-        /// `markdown` (default) or `json`.
+        /// The audit log (JSON lines); repeat it, or give directories, for the view across jobs.
+        #[arg(long = "log", value_name = "FILE", required = true)]
+        logs: Vec<PathBuf>,
+        /// `markdown` (default), `json` or `html`.
         #[arg(long, value_name = "FORMAT", default_value = "markdown")]
         format: proxy::report::Format,
+        /// Mark destinations this baseline does not list as `new-destination` anomalies.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
         /// Write the report here instead of stdout.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -350,11 +354,18 @@ fn main() -> ExitCode {
             }
         }
         Command::Report {
-            log,
+            logs,
             format,
+            baseline,
             output,
             live,
-        } => proxy::report::run(&log, format, output.as_deref(), live),
+        } => proxy::report::run(&proxy::report::Options {
+            logs: &logs,
+            format,
+            output: output.as_deref(),
+            live,
+            baseline: baseline.as_deref(),
+        }),
         Command::Start(args) => match args.options() {
             Ok(opts) => {
                 let rest: Vec<OsString> = std::env::args_os().skip(2).collect();

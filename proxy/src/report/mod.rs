@@ -8,6 +8,8 @@
 //! then blocked calls with the entry that would allow each; then every destination by step →
 //! process → host:port, and an `allowed-endpoints` block that would allow what the job did.
 
+mod fleet;
+mod html;
 mod markdown;
 mod tally;
 
@@ -15,6 +17,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use fleet::{Fleet, FleetDestination};
 pub use markdown::{escape, render as markdown};
 pub use tally::from_records;
 
@@ -191,6 +194,15 @@ pub const REPORT_VERSION: u32 = 1;
 
 /// Reads the log at `path` and builds its report; `live` when the daemon still enforces.
 pub fn from_file(path: &Path, live: bool) -> Result<Report, Error> {
+    let (records, bad) = read_lenient(path)?;
+    let mut report = from_records(&records, live);
+    report.unreadable_lines = bad;
+    Ok(report)
+}
+
+/// The records of the log at `path`, and how many lines were not records (counted, never
+/// fatal: a damaged log still gets its report).
+fn read_lenient(path: &Path) -> Result<(Vec<serde_json::Value>, u64), Error> {
     let text = std::fs::read(path).map_err(|source| Error::Read {
         path: path.display().to_string(),
         source,
@@ -208,30 +220,107 @@ pub fn from_file(path: &Path, live: bool) -> Result<Report, Error> {
             }
         })
         .collect();
-    let mut report = from_records(&records, live);
-    report.unreadable_lines = bad;
-    Ok(report)
+    Ok((records, bad))
 }
 
-/// `warden report`: renders the log at `log` as `format` (`markdown` or `json`) to `output`
-/// (stdout when `None`). Exit 0, 1 when the log cannot be read or the output written.
-pub fn run(log: &Path, format: Format, output: Option<&Path>, live: bool) -> i32 {
-    let report = match from_file(log, live) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("warden: report: {e}");
-            return 1;
+/// Marks every destination of `records` the baseline does not list as a `new-destination`
+/// anomaly (issue #9), first among the anomalies.
+pub fn apply_baseline(
+    report: &mut Report,
+    baseline: &crate::baseline::Baseline,
+    records: &[serde_json::Value],
+) {
+    let new: Vec<AnomalyItem> = baseline
+        .new_destinations(records)
+        .into_iter()
+        .map(|n| {
+            report.totals.anomalies += n.count;
+            AnomalyItem {
+                kind: NEW_DESTINATION.into(),
+                detail: format!(
+                    "{} is not in the baseline ({} connection{} by {})",
+                    n.endpoint,
+                    n.count,
+                    if n.count == 1 { "" } else { "s" },
+                    n.processes.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                destination: n.endpoint,
+                step: n.steps.into_iter().next(),
+                process: n.processes.into_iter().next().unwrap_or_default(),
+                count: n.count,
+                time: String::new(),
+            }
+        })
+        .collect();
+    report.anomalies.splice(0..0, new);
+}
+
+/// The anomaly of a destination the baseline does not list.
+pub const NEW_DESTINATION: &str = "new-destination";
+
+/// What `warden report` was asked for.
+pub struct Options<'a> {
+    /// Logs: one file (a job's report) or several files or directories (the fleet view).
+    pub logs: &'a [std::path::PathBuf],
+    pub format: Format,
+    /// Where to write (stdout when `None`).
+    pub output: Option<&'a Path>,
+    /// The daemon still enforces.
+    pub live: bool,
+    /// A baseline to mark new destinations against (a job's report only).
+    pub baseline: Option<&'a Path>,
+}
+
+/// `warden report`. Exit 0; 1 when a log cannot be read or the output written; 2 for a bad
+/// baseline.
+pub fn run(opts: &Options<'_>) -> i32 {
+    let single = opts.logs.len() == 1 && !opts.logs[0].is_dir();
+    let text = if single {
+        let (records, bad) = match read_lenient(&opts.logs[0]) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("warden: report: {e}");
+                return 1;
+            }
+        };
+        let mut report = from_records(&records, opts.live);
+        report.unreadable_lines = bad;
+        if let Some(path) = opts.baseline {
+            match crate::baseline::Baseline::load(path) {
+                Ok(b) => apply_baseline(&mut report, &b, &records),
+                Err(e) => {
+                    eprintln!("warden: report: {e}");
+                    return 2;
+                }
+            }
+        }
+        match opts.format {
+            Format::Markdown => markdown(&report),
+            Format::Json => json(&report),
+            Format::Html => {
+                html::render(&serde_json::to_value(&report).unwrap_or_default(), &records)
+            }
+        }
+    } else {
+        if opts.baseline.is_some() {
+            eprintln!("warden: report: --baseline applies to one job's log, not to many");
+            return 2;
+        }
+        let logs = match crate::logs::read_all(opts.logs) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("warden: report: {e}");
+                return 1;
+            }
+        };
+        let f = fleet::build(&logs);
+        match opts.format {
+            Format::Markdown => f.markdown(),
+            Format::Json => json(&f),
+            Format::Html => f.html(),
         }
     };
-    let text = match format {
-        Format::Markdown => markdown(&report),
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(&report).unwrap_or_default();
-            s.push('\n');
-            s
-        }
-    };
-    let written = match output {
+    let written = match opts.output {
         Some(path) => std::fs::write(path, text),
         None => {
             use std::io::Write;
@@ -247,6 +336,12 @@ pub fn run(log: &Path, format: Format, output: Option<&Path>, live: bool) -> i32
     }
 }
 
+fn json<T: Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 /// Output formats of `warden report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -254,6 +349,8 @@ pub enum Format {
     Markdown,
     /// The machine-readable report.
     Json,
+    /// One self-contained page (timeline, process tree, filters).
+    Html,
 }
 
 impl std::str::FromStr for Format {
@@ -262,7 +359,8 @@ impl std::str::FromStr for Format {
         match s {
             "markdown" | "md" => Ok(Format::Markdown),
             "json" => Ok(Format::Json),
-            other => Err(format!("unknown format {other:?} (markdown or json)")),
+            "html" => Ok(Format::Html),
+            other => Err(format!("unknown format {other:?} (markdown, json or html)")),
         }
     }
 }
