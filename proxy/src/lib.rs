@@ -6,8 +6,9 @@
 //! the real destination, and writes one audit record per connection. The modules follow that
 //! path: [`cgroup`] and [`ebpf`] set up the kernel side, [`process`] keeps the process table the
 //! tracepoints feed, [`proxy`] accepts, sniffs and relays, [`audit`] writes records and the
-//! summary, and [`run`] wires them together for the `run` subcommand.
-// `unsafe` is denied everywhere but the thin syscall layer in `sys`.
+//! summary, [`files`] watches the workspace for source tampering, and [`run`] wires them
+//! together for the `run` subcommand.
+// `unsafe` is denied everywhere but the thin syscall layers in `sys` and `files::sys`.
 #![deny(unsafe_code)]
 
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod dns;
 pub mod ebpf;
 pub mod exfil;
+pub mod files;
 pub mod inspection;
 pub mod policy;
 pub mod process;

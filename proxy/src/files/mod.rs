@@ -1,0 +1,199 @@
+//! Source-tamper detection: which process changed which file in the workspace, and whether that
+//! should worry anyone (issue #10, `docs/file-monitoring.md`).
+//!
+//! A build that rewrites a source file after the checkout can slip a backdoor into what it
+//! builds without any network traffic, so Warden watches the workspace for the whole job.
+//! fanotify with a filesystem mark (`FAN_REPORT_DFID_NAME_TARGET`, `FAN_RENAME`) reports every
+//! create, delete, rename, content and metadata change on the workspace's filesystem with the pid
+//! of the process that made it, without BPF LSM (which runner kernels do not enable) and at no
+//! cost at start: marking is one syscall, whatever the size of the tree. Events are filtered to
+//! the workspace (and Warden's own files) here, attributed through the [`ProcessTracker`] (which
+//! remembers exited processes, so a `sed -i` that is gone still has a name), folded into one
+//! `file` record per change ([`track`]) and judged ([`detect`]). At stop the queue is drained,
+//! and the tracked files that differ from the checked-out commit are reported with their last
+//! writer, so a write just before `warden stop` is never lost.
+//!
+//! [`Monitor::start`] runs before the job's first command (so it sees the checkout too);
+//! [`Monitor::finish`] returns what goes into the `stop` record.
+
+pub mod detect;
+mod event;
+pub mod git;
+pub mod glob;
+mod resolve;
+mod sys;
+mod track;
+mod watch;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+pub use detect::{ExpectedWriter, Rules};
+pub use glob::Glob;
+
+use crate::{
+    audit::{AuditLog, FilesInfo},
+    process::ProcessTracker,
+};
+
+/// What to watch.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The workspace (`--workspace`).
+    pub workspace: PathBuf,
+    /// Policy `file-monitoring`: ignored paths, expected writers.
+    pub rules: Rules,
+}
+
+/// Errors starting file monitoring: Warden's own (the workspace is checked before).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The workspace is not a directory Warden can read.
+    #[error("workspace {path}: {source}")]
+    Workspace {
+        /// As given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// fanotify is unavailable or refused the mark.
+    #[error("file monitoring (fanotify, Linux 5.17+, root): {what}: {source}")]
+    Fanotify {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Checks `--workspace`: an existing directory. Returns it absolute and canonical.
+pub fn check_workspace(path: &Path) -> Result<PathBuf, Error> {
+    let err = |source| Error::Workspace {
+        path: path.to_path_buf(),
+        source,
+    };
+    let canonical = std::fs::canonicalize(path).map_err(err)?;
+    if !canonical.is_dir() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
+    }
+    Ok(canonical)
+}
+
+/// File monitoring, running.
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<watch::Outcome>>,
+    info: FilesInfo,
+}
+
+impl Monitor {
+    /// Starts watching `opts.workspace` and `warden_files` (Warden's state, trust store and
+    /// audit log, which only Warden may change), writing records to `log`. `job_cgroup` tells
+    /// the job's processes from others.
+    pub fn start(
+        opts: &Options,
+        warden_files: Vec<PathBuf>,
+        log: Arc<AuditLog>,
+        processes: Option<Arc<ProcessTracker>>,
+        job_cgroup: Option<&Path>,
+    ) -> Result<Monitor, Error> {
+        let workspace = check_workspace(&opts.workspace)?;
+        let fan = |what| move |source| Error::Fanotify { what, source };
+        let group = sys::init().map_err(fan("fanotify_init"))?;
+        let warden: Vec<PathBuf> = warden_files
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        let mut dirs: Vec<&Path> = vec![&workspace];
+        let parents: Vec<PathBuf> = warden
+            .iter()
+            .map(|p| {
+                if p.is_dir() {
+                    p.clone()
+                } else {
+                    p.parent().unwrap_or(p).to_path_buf()
+                }
+            })
+            .collect();
+        dirs.extend(parents.iter().map(PathBuf::as_path));
+        for d in &dirs {
+            sys::mark_filesystem(&group, d).map_err(fan("mark the filesystem"))?;
+        }
+        let resolver = resolve::Resolver::new(&dirs).map_err(fan("open the filesystem"))?;
+        // The index as checked out, if the checkout already ran: not a hash of every file.
+        let baseline = git::Baseline::read(&workspace);
+        let info = FilesInfo {
+            workspace: workspace.display().to_string(),
+            mechanism: "fanotify",
+            commit: baseline.as_ref().and_then(|b| b.commit.clone()),
+            ..FilesInfo::default()
+        };
+        let roots = resolve::Roots { workspace, warden };
+        let env = watch::RealEnv::new(
+            roots,
+            processes,
+            job_cgroup.and_then(watch::cgroup_relative),
+        );
+        let watcher = watch::Watcher {
+            group,
+            resolver,
+            tracker: track::Tracker::new(baseline, opts.rules.clone()),
+            env,
+            log,
+            own_pid: std::process::id(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("warden-files".into())
+            .spawn(move || watcher.run(thread_stop))
+            .map_err(fan("start the watcher thread"))?;
+        Ok(Monitor {
+            stop,
+            thread: Some(thread),
+            info,
+        })
+    }
+
+    /// What the `start` record says.
+    pub fn info(&self) -> &FilesInfo {
+        &self.info
+    }
+
+    /// Drains the queue, writes pending changes and the end-of-job comparison, and returns what
+    /// the `stop` record says. Blocks (git runs here): call it off the async workers.
+    pub fn finish(mut self) -> FilesInfo {
+        self.stop.store(true, Ordering::Release);
+        let outcome = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        FilesInfo {
+            commit: outcome.commit.or(self.info.commit.clone()),
+            recorded: Some(outcome.counts.recorded),
+            ignored: Some(outcome.counts.ignored),
+            anomalies: Some(outcome.counts.anomalies),
+            lost_events: (outcome.lost > 0).then_some(outcome.lost),
+            ..self.info.clone()
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests;

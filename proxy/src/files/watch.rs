@@ -1,0 +1,360 @@
+//! The watcher thread: reads the fanotify queue, resolves paths, feeds the [`Tracker`] and
+//! writes its records; at stop it drains the queue, writes pending changes and runs the
+//! end-of-job comparison.
+
+use std::{
+    collections::HashMap,
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::{
+    audit::{AuditLog, Process},
+    process::ProcessTracker,
+};
+
+use super::{
+    detect,
+    event::{self, Event, InfoKind},
+    git::{self, Baseline, CheckIgnore},
+    resolve::{Resolver, Roots},
+    sys,
+    track::{Counts, Env, Tracker},
+};
+
+/// Files larger than this are not hashed (the record says so by leaving the hash out).
+const MAX_HASH: u64 = 256 << 20;
+const POLL: Duration = Duration::from_millis(100);
+
+/// What the thread reports when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Counters.
+    pub counts: Counts,
+    /// The commit compared with, if any.
+    pub commit: Option<String>,
+    /// Queue overflows seen.
+    pub lost: u64,
+}
+
+/// The real world behind [`Env`].
+pub struct RealEnv {
+    roots: Roots,
+    processes: Option<Arc<ProcessTracker>>,
+    /// The job cgroup, relative to the cgroup v2 mount (`/warden-run-…`).
+    job_cgroup: Option<String>,
+    check: Option<CheckIgnore>,
+    ignore_cache: HashMap<String, bool>,
+    blob_cache: HashMap<String, Option<String>>,
+}
+
+impl RealEnv {
+    /// The environment for `roots`.
+    pub fn new(
+        roots: Roots,
+        processes: Option<Arc<ProcessTracker>>,
+        job_cgroup: Option<String>,
+    ) -> RealEnv {
+        RealEnv {
+            roots,
+            processes,
+            job_cgroup,
+            check: None,
+            ignore_cache: HashMap::new(),
+            blob_cache: HashMap::new(),
+        }
+    }
+
+    fn abs(&self, key: &str) -> PathBuf {
+        if key.starts_with('/') {
+            PathBuf::from(key)
+        } else {
+            self.roots.workspace.join(key)
+        }
+    }
+
+    /// `.gitignore` rules changed (or the repository appeared): ask git afresh.
+    fn reset_ignores(&mut self) {
+        self.check = None;
+        self.ignore_cache.clear();
+    }
+
+    fn ask_git(&mut self, path: &str) -> bool {
+        if let Some(&known) = self.ignore_cache.get(path) {
+            return known;
+        }
+        if self.check.is_none() {
+            self.check = CheckIgnore::start(&self.roots.workspace);
+        }
+        let answer = match self.check.as_mut().map(|c| c.ignored(path)) {
+            Some(Some(a)) => a,
+            Some(None) => {
+                self.check = None;
+                false
+            }
+            None => return false,
+        };
+        self.ignore_cache.insert(path.to_string(), answer);
+        answer
+    }
+
+    fn in_job_cgroup(&self, pid: u32) -> bool {
+        let Some(job) = &self.job_cgroup else {
+            return false;
+        };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return false;
+        };
+        text.lines()
+            .filter_map(|l| l.strip_prefix("0::"))
+            .any(|cg| cg == job || cg.starts_with(&format!("{job}/")))
+    }
+}
+
+impl Env for RealEnv {
+    fn process(&mut self, pid: u32) -> (Process, bool) {
+        if let Some(p) = self.processes.as_ref().and_then(|t| t.lookup_seen(pid)) {
+            return (p, true);
+        }
+        let in_job = self.in_job_cgroup(pid);
+        let p = match &self.processes {
+            Some(t) => t.lookup(pid, "unknown"),
+            None => Process {
+                pid,
+                exe: std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .map_or_else(|_| "[unknown]".into(), |p| p.display().to_string()),
+                ..Process::default()
+            },
+        };
+        (p, in_job)
+    }
+
+    fn sha256(&mut self, key: &str) -> Option<String> {
+        let path = self.abs(key);
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_HASH {
+            return None;
+        }
+        Some(hex(&std::fs::read(&path).ok()?))
+    }
+
+    fn mode(&mut self, key: &str) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(self.abs(key)).ok()?;
+        Some(meta.permissions().mode() & 0o7777)
+    }
+
+    fn blob_sha256(&mut self, id: &str) -> Option<String> {
+        if let Some(h) = self.blob_cache.get(id) {
+            return h.clone();
+        }
+        let h = git::blob(&self.roots.workspace, id).map(|b| hex(&b));
+        self.blob_cache.insert(id.to_string(), h.clone());
+        h
+    }
+
+    fn git_ignored(&mut self, rel: &str) -> bool {
+        // Leading directories first: everything below an ignored one is ignored, and asking
+        // once per directory keeps a build's output tree to a few round trips.
+        let mut at = 0;
+        while let Some(i) = rel[at..].find('/') {
+            let dir = &rel[..=at + i];
+            if self.ask_git(dir) {
+                return true;
+            }
+            at += i + 1;
+        }
+        self.ask_git(rel)
+    }
+}
+
+/// SHA-256 of `data`, lowercase hex.
+pub fn hex(data: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything the thread owns.
+pub struct Watcher {
+    /// The fanotify group.
+    pub group: OwnedFd,
+    /// Paths.
+    pub resolver: Resolver,
+    /// The rules and state.
+    pub tracker: Tracker,
+    /// Processes, hashing, git.
+    pub env: RealEnv,
+    /// Where records go.
+    pub log: Arc<AuditLog>,
+    /// Warden's own pid: its writes are not the job's.
+    pub own_pid: u32,
+}
+
+impl Watcher {
+    /// Runs until `stop`, then drains and finishes.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> Outcome {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut lost = 0;
+        loop {
+            let stopping = stop.load(Ordering::Acquire);
+            let n = if stopping {
+                sys::read_now(&self.group, &mut buf)
+            } else {
+                sys::read(&self.group, &mut buf, POLL)
+            };
+            match n {
+                Ok(0) if stopping => break,
+                Ok(0) => {}
+                Ok(n) => {
+                    for ev in event::parse(&buf[..n]) {
+                        if ev.has(libc::FAN_Q_OVERFLOW) {
+                            lost += 1;
+                            tracing::error!("file events were lost (fanotify queue overflow)");
+                            continue;
+                        }
+                        self.handle(&ev);
+                    }
+                    self.write_out();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading file events failed; file monitoring stops");
+                    break;
+                }
+            }
+        }
+        self.finish(lost)
+    }
+
+    fn write_out(&mut self) {
+        for r in self.tracker.out.drain(..) {
+            self.log.write(&r);
+        }
+    }
+
+    fn handle(&mut self, ev: &Event) {
+        if ev.pid == self.own_pid || ev.pid == 0 {
+            return;
+        }
+        let dir = ev.has(libc::FAN_ONDIR);
+        if ev.has(libc::FAN_RENAME) {
+            return self.rename(ev, dir);
+        }
+        let Some(path) = self.resolver.path(ev, InfoKind::Dir) else {
+            tracing::trace!(mask = ev.mask, pid = ev.pid, infos = ?ev.infos, "file event without a path");
+            return;
+        };
+        tracing::trace!(mask = ev.mask, pid = ev.pid, path = %path.display(), "file event");
+        if dir {
+            if ev.has(libc::FAN_DELETE) {
+                self.resolver.dir_deleted(&path);
+            }
+            return;
+        }
+        let Some(key) = self.env.roots.key(&path) else {
+            return;
+        };
+        self.git_housekeeping(&key);
+        let (t, env, pid) = (&mut self.tracker, &mut self.env, ev.pid);
+        if ev.has(libc::FAN_CREATE) {
+            t.create(env, &key, pid);
+        }
+        if ev.has(libc::FAN_MODIFY) {
+            t.modify(env, &key, pid);
+        }
+        if ev.has(libc::FAN_ATTRIB) {
+            t.attrib(env, &key, pid);
+        }
+        if ev.has(libc::FAN_CLOSE_WRITE) {
+            t.close_write(env, &key);
+        }
+        if ev.has(libc::FAN_DELETE) {
+            t.delete(env, &key, pid);
+        }
+    }
+
+    fn rename(&mut self, ev: &Event, dir: bool) {
+        let old = self.resolver.path(ev, InfoKind::Old);
+        let new = self.resolver.path(ev, InfoKind::New);
+        if dir && let (Some(o), Some(n)) = (&old, &new) {
+            self.resolver.dir_renamed(o, n);
+        }
+        let from = old.as_deref().and_then(|p| self.env.roots.key(p));
+        let to = new.as_deref().and_then(|p| self.env.roots.key(p));
+        for k in [&from, &to].into_iter().flatten() {
+            self.git_housekeeping(k);
+        }
+        let (t, env, pid) = (&mut self.tracker, &mut self.env, ev.pid);
+        match (from, to) {
+            (Some(f), Some(to)) => t.rename(env, &f, &to, pid),
+            (Some(f), None) => t.delete(env, &f, pid),
+            (None, Some(to)) if !dir => {
+                t.create(env, &to, pid);
+                t.close_write(env, &to);
+            }
+            _ => {}
+        }
+    }
+
+    /// A changed `.gitignore` or index: ask git again; the first index is the baseline.
+    fn git_housekeeping(&mut self, key: &str) {
+        if key.ends_with(".gitignore") || key == ".git/info/exclude" {
+            self.env.reset_ignores();
+        }
+        let no_commit = self
+            .tracker
+            .baseline
+            .as_ref()
+            .is_none_or(|b| b.commit.is_none());
+        if key == ".git/index"
+            && no_commit
+            && let Some(b) = Baseline::read(&self.env.roots.workspace)
+        {
+            self.tracker.baseline = Some(b);
+            self.env.reset_ignores();
+        }
+    }
+
+    fn finish(mut self, lost: u64) -> Outcome {
+        self.tracker.flush_all(&mut self.env);
+        let ws = self.env.roots.workspace.clone();
+        let commit = match self
+            .tracker
+            .baseline
+            .as_ref()
+            .and_then(|b| b.commit.clone())
+        {
+            Some(c) => Some(c),
+            // Warden started before the checkout and saw no index write: take it now.
+            None => {
+                self.tracker.baseline = Baseline::read(&ws);
+                self.tracker
+                    .baseline
+                    .as_ref()
+                    .and_then(|b| b.commit.clone())
+            }
+        };
+        if let Some(c) = &commit {
+            let differing = git::differs(&ws, c);
+            detect::end(&mut self.tracker, &mut self.env, c, differing);
+        }
+        self.write_out();
+        Outcome {
+            counts: self.tracker.counts,
+            commit,
+            lost,
+        }
+    }
+}
+
+/// The cgroup v2 path of `cgroup` relative to the mount, as `/proc/PID/cgroup` shows it.
+pub fn cgroup_relative(cgroup: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    let mount = crate::cgroup::find_cgroup2_mount(&mounts)?;
+    let rel = cgroup.strip_prefix(&mount).ok()?;
+    Some(format!("/{}", rel.display()).replace("//", "/"))
+}
