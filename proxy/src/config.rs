@@ -91,13 +91,17 @@ pub fn policy(flags: &PolicyFlags) -> Result<Policy, Vec<String>> {
         mode: flags.mode,
         allowed_endpoints: (!flags.allowed_endpoints.is_empty()).then_some(endpoints),
     };
-    let (mode, endpoints) = from_file.unwrap_or_default().merge(overrides);
+    let from_file = from_file.unwrap_or_default();
+    let files = from_file.file_monitoring.clone().unwrap_or_default();
+    let (mode, endpoints) = from_file.merge(overrides);
     let policy = if flags.builtin {
         Policy::with_builtin(mode, endpoints)
     } else {
         Policy::new(mode, endpoints)
     };
-    Ok(policy.with_inspection(inspection))
+    Ok(policy
+        .with_inspection(inspection)
+        .with_file_monitoring(files))
 }
 
 /// `warden policy check FILE`: prints every problem (exit 2) or a one-line summary (exit 0).

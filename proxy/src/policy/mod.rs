@@ -92,6 +92,7 @@ pub struct Policy {
     /// Canonical texts of the built-in allowances the user did not also list.
     builtin: HashSet<String>,
     inspection: Inspection,
+    files: crate::files::Rules,
 }
 
 /// Whether TLS is inspected (key `tls-inspection`) and which hosts never are (`no-inspect`).
@@ -113,6 +114,7 @@ impl Policy {
             index,
             builtin: HashSet::new(),
             inspection: Inspection::default(),
+            files: crate::files::Rules::default(),
         }
     }
 
@@ -141,6 +143,16 @@ impl Policy {
     /// TLS inspection settings.
     pub fn inspection(&self) -> &Inspection {
         &self.inspection
+    }
+
+    /// The same policy with file-monitoring rules (key `file-monitoring`).
+    pub fn with_file_monitoring(self, files: crate::files::Rules) -> Policy {
+        Policy { files, ..self }
+    }
+
+    /// File-monitoring rules: ignored paths and expected writers.
+    pub fn file_monitoring(&self) -> &crate::files::Rules {
+        &self.files
     }
 
     /// Whether `rule` (canonical text) is a built-in allowance.
