@@ -59,6 +59,8 @@ pub struct StartOptions {
     pub upstream_ca: Vec<PathBuf>,
     /// `start --print-env`: print what later steps must set.
     pub print_env: bool,
+    /// File monitoring of a workspace (`--workspace`), unless `--no-file-monitoring`.
+    pub files: Option<crate::files::Options>,
 }
 
 /// `warden start`: spawns the daemon with `args` (the command line after `start`) and waits for
@@ -229,6 +231,13 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         pin.as_deref(),
         opts.dns.clone(),
         &opts.upstream_ca,
+        // The daemon's state directory is Warden's own: a job that edits it is tampering.
+        opts.files
+            .clone()
+            .map(|options| crate::session::FilesSetup {
+                options,
+                warden_files: vec![dir.clone()],
+            }),
     )
     .await
     .map_err(|e| e.to_string())?;
