@@ -118,16 +118,24 @@ impl RealEnv {
 
 impl Env for RealEnv {
     fn process(&mut self, pid: u32) -> (Process, bool) {
-        if let Some(p) = self.processes.as_ref().and_then(|t| t.lookup_seen(pid)) {
+        // The thread name stays readable while the process is a zombie, unlike its exe: the
+        // fallback name for a process the tracepoints never saw and that is already gone.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map_or_else(|_| "unknown".to_string(), |c| c.trim_end().to_string());
+        if let Some(p) = self
+            .processes
+            .as_ref()
+            .and_then(|t| t.lookup_seen(pid, &comm))
+        {
             return (p, true);
         }
         let in_job = self.in_job_cgroup(pid);
         let p = match &self.processes {
-            Some(t) => t.lookup(pid, "unknown"),
+            Some(t) => t.lookup(pid, &comm),
             None => Process {
                 pid,
                 exe: std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .map_or_else(|_| "[unknown]".into(), |p| p.display().to_string()),
+                    .map_or_else(|_| format!("[{comm}]"), |p| p.display().to_string()),
                 ..Process::default()
             },
         };
