@@ -91,6 +91,9 @@ pub fn check_workspace(path: &Path) -> Result<PathBuf, Error> {
 /// File monitoring, running.
 pub struct Monitor {
     stop: Arc<AtomicBool>,
+    /// Dropped without [`Monitor::finish`] (a failed start): the thread ends without the
+    /// end-of-job comparison.
+    abandon: Arc<AtomicBool>,
     thread: Option<JoinHandle<watch::Outcome>>,
     info: FilesInfo,
 }
@@ -109,8 +112,11 @@ impl Monitor {
         let workspace = check_workspace(&opts.workspace)?;
         let fan = |what| move |source| Error::Fanotify { what, source };
         let group = sys::init().map_err(fan("fanotify_init"))?;
+        // The binary too: replacing it mid-job would subvert `warden stop` and the report.
+        let own_exe = std::env::current_exe().ok();
         let warden: Vec<PathBuf> = warden_files
             .iter()
+            .chain(own_exe.as_ref())
             .filter_map(|p| std::fs::canonicalize(p).ok())
             .collect();
         let mut dirs: Vec<&Path> = vec![&workspace];
@@ -143,22 +149,26 @@ impl Monitor {
             processes,
             job_cgroup.and_then(watch::cgroup_relative),
         );
+        let mut tracker = track::Tracker::new(baseline, opts.rules.clone());
+        tracker.own_exe = own_exe.map(|p| p.display().to_string());
         let watcher = watch::Watcher {
             group,
             resolver,
-            tracker: track::Tracker::new(baseline, opts.rules.clone()),
+            tracker,
             env,
             log,
             own_pid: std::process::id(),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = stop.clone();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let (thread_stop, thread_abandon) = (stop.clone(), abandon.clone());
         let thread = std::thread::Builder::new()
             .name("warden-files".into())
-            .spawn(move || watcher.run(thread_stop))
+            .spawn(move || watcher.run(&thread_stop, &thread_abandon))
             .map_err(fan("start the watcher thread"))?;
         Ok(Monitor {
             stop,
+            abandon,
             thread: Some(thread),
             info,
         })
@@ -191,7 +201,10 @@ impl Monitor {
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        if self.thread.is_some() {
+            self.abandon.store(true, Ordering::Release);
+            self.stop.store(true, Ordering::Release);
+        }
     }
 }
 

@@ -200,6 +200,11 @@ fn warden_files_and_outside_processes() {
     t.close_write(&mut env, "/run/warden/cg-1/state.json");
     assert_eq!(kinds(&t.out[0]), [detect::WARDEN_TAMPERED]);
     assert!(t.out[0].flags.contains(&"outside-job".to_string()));
+    // Another Warden session (the same executable) restoring the trust store is not tampering.
+    t.own_exe = Some("/usr/bin/sh".into());
+    t.modify(&mut env, "/etc/ssl/certs/ca-certificates.crt", 78);
+    t.close_write(&mut env, "/etc/ssl/certs/ca-certificates.crt");
+    assert_eq!(t.out.len(), 1);
 }
 
 #[test]

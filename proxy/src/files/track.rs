@@ -77,6 +77,9 @@ pub struct Tracker {
     pub out: Vec<Record>,
     /// What was seen.
     pub counts: Counts,
+    /// Warden's own executable: another Warden session (its trust-store install and restore)
+    /// is not tampering.
+    pub own_exe: Option<String>,
 }
 
 impl Tracker {
@@ -88,6 +91,7 @@ impl Tracker {
             rules,
             out: Vec::new(),
             counts: Counts::default(),
+            own_exe: None,
         }
     }
 
@@ -272,6 +276,9 @@ impl Tracker {
     /// says the change replaced the content (so `pid` is now its last writer).
     fn emit(&mut self, env: &mut dyn Env, change: FileChange, pid: u32, writes: bool) {
         let (process, in_job) = env.process(pid);
+        if change.path.starts_with('/') && self.own_exe.as_ref() == Some(&process.exe) {
+            return;
+        }
         let mut record = Record::new(Kind::File);
         let key = change.path.clone();
         let previous = self.last_writer(&key).cloned();

@@ -204,11 +204,14 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Runs until `stop`, then drains and finishes.
-    pub fn run(mut self, stop: Arc<AtomicBool>) -> Outcome {
+    /// Runs until `stop`, then drains and finishes (unless `abandon`: Warden failed to start).
+    pub fn run(mut self, stop: &AtomicBool, abandon: &AtomicBool) -> Outcome {
         let mut buf = vec![0u8; 256 * 1024];
         let mut lost = 0;
         loop {
+            if abandon.load(Ordering::Acquire) {
+                return Outcome::default();
+            }
             let stopping = stop.load(Ordering::Acquire);
             let n = if stopping {
                 sys::read_now(&self.group, &mut buf)
