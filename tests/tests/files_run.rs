@@ -76,8 +76,8 @@ fn ignored_outputs_are_counted_not_recorded() {
     assert_run_eq!(out, files["anomalies"], 0, "anomalies");
     assert_run!(
         out,
-        files["ignored"].as_u64() >= Some(4),
-        "four ignored changes counted: {files}"
+        files["ignored"].as_u64() >= Some(3),
+        "ignored changes counted (a lower bound: ignored directories get ignore marks): {files}"
     );
     out.assert_bracketed();
 }
@@ -165,8 +165,11 @@ fn sed_in_place_and_rename_over_a_tracked_file_are_attributed() {
     let repo = TestRepo::new().unwrap();
     let steps = [
         "sed -i s/hello/pwned/ src/main.rs".to_string(),
-        "printf 'pub fn answer() -> u32 { 0 }\\n' > staged.rs".into(),
-        "mv staged.rs src/lib.rs".into(),
+        // Built in an ignored directory (whose events the kernel no longer reports once Warden
+        // knows it is ignored), then moved over a source: the rename is still seen.
+        "mkdir -p target && echo warm > target/first.o".into(),
+        "printf 'pub fn answer() -> u32 { 0 }\\n' > target/staged.rs".into(),
+        "mv target/staged.rs src/lib.rs".into(),
     ];
     let out = run(&netns, &repo, &steps, &[]);
     out.assert_success();
@@ -206,9 +209,11 @@ fn sed_in_place_and_rename_over_a_tracked_file_are_attributed() {
 
     let mv = changes(&out.records, "src/lib.rs", "rename");
     assert_run_eq!(out, mv.len(), 1, "mv over src/lib.rs");
-    assert_run_eq!(out, mv[0]["file"]["from"], "staged.rs", "{}", mv[0]);
+    assert_run_eq!(out, mv[0]["file"]["from"], "target/staged.rs", "{}", mv[0]);
+    let lib_now = sha256(&std::fs::read(repo.join("src/lib.rs")).unwrap());
+    assert_run_eq!(out, mv[0]["file"]["sha256_after"], lib_now.as_str(), "{}", mv[0]);
     assert_run_eq!(out, audit::exe_name(mv[0]), "mv", "{}", mv[0]);
-    // staged.rs was written by the shell, then renamed by mv over the tracked file.
+    // staged.rs was written by the shell, then moved by mv over the tracked file.
     let d = changes(&out.records, "src/lib.rs", "differs");
     assert_run_eq!(out, anomaly_kinds(d[0]), ["source-modified"], "{}", d[0]);
     assert_run_eq!(out, audit::exe_name(d[0]), "mv", "{}", d[0]);

@@ -7,7 +7,7 @@
 //! for 50 000 files); blob contents are read only for files that changed.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
@@ -46,6 +46,8 @@ pub struct Baseline {
     pub commit: Option<String>,
     /// Path (relative, `/`-separated) → tracked entry.
     pub files: HashMap<String, Tracked>,
+    /// Every directory holding a tracked file, at any depth (never ignored wholesale).
+    pub dirs: HashSet<String>,
 }
 
 impl Baseline {
@@ -66,8 +68,28 @@ impl Baseline {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|c| !c.is_empty());
-        Some(Baseline { commit, files })
+        let dirs = dirs_of(files.keys());
+        Some(Baseline {
+            commit,
+            files,
+            dirs,
+        })
     }
+}
+
+/// Every ancestor directory of `paths`.
+pub fn dirs_of<'a>(paths: impl Iterator<Item = &'a String>) -> HashSet<String> {
+    let mut dirs = HashSet::new();
+    for p in paths {
+        let mut at = p.len();
+        while let Some(i) = p[..at].rfind('/') {
+            if !dirs.insert(p[..i].to_string()) {
+                break;
+            }
+            at = i;
+        }
+    }
+    dirs
 }
 
 /// `MODE SP BLOB SP STAGE TAB PATH NUL`, repeated. Malformed entries are skipped.
@@ -217,6 +239,10 @@ mod tests {
         assert_eq!(files.len(), 2);
         assert_eq!(files["src/a b.rs"].mode, 0o100644);
         assert_eq!(files["run.sh"].blob, "aaaa");
+        let dirs = dirs_of(["a/b/c.rs".to_string(), "a/d.rs".into(), "e.rs".into()].iter());
+        let mut dirs: Vec<_> = dirs.into_iter().collect();
+        dirs.sort();
+        assert_eq!(dirs, ["a", "a/b"]);
     }
 
     #[test]

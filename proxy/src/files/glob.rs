@@ -81,6 +81,14 @@ impl Glob {
     }
 }
 
+impl Glob {
+    /// Does the pattern match the directory `dir` or one above it?
+    pub fn matches_dir(&self, dir: &str) -> bool {
+        let comps: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+        (1..=comps.len()).any(|n| components(&self.parts, &comps[..n]))
+    }
+}
+
 /// Does any of `globs` match `path`?
 pub fn any_match(globs: &[Glob], path: &str) -> bool {
     globs.iter().any(|g| g.matches(path))
@@ -143,6 +151,10 @@ mod tests {
         for (pat, path, want) in cases {
             assert_eq!(g(pat).matches(path), *want, "{pat} vs {path}");
         }
+        assert!(g("out/").matches_dir("out"));
+        assert!(g("out/").matches_dir("a/out/b"));
+        assert!(g("*.d").matches_dir("x.d"));
+        assert!(!g("/out").matches_dir("a/out"));
     }
 
     #[test]

@@ -158,6 +158,8 @@ impl Monitor {
             env,
             log,
             own_pid: std::process::id(),
+            ignore_marks: std::collections::HashSet::new(),
+            ignore_marks_failed: false,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));

@@ -59,6 +59,7 @@ fn baseline(commit: Option<&str>, files: &[&str]) -> Baseline {
                 (f.to_string(), t)
             })
             .collect(),
+        ..Baseline::default()
     }
 }
 

@@ -3,7 +3,7 @@
 //! end-of-job comparison.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     os::fd::OwnedFd,
     path::{Path, PathBuf},
     sync::{
@@ -29,6 +29,8 @@ use super::{
 
 /// Files larger than this are not hashed (the record says so by leaving the hash out).
 const MAX_HASH: u64 = 256 << 20;
+/// Ignore marks pin their directories' inodes: at most this many.
+const MAX_IGNORE_MARKS: usize = 20_000;
 const POLL: Duration = Duration::from_millis(100);
 
 /// What the thread reports when it ends.
@@ -201,6 +203,10 @@ pub struct Watcher {
     pub log: Arc<AuditLog>,
     /// Warden's own pid: its writes are not the job's.
     pub own_pid: u32,
+    /// Ignored directories (relative) whose events the kernel drops at the source.
+    pub ignore_marks: HashSet<String>,
+    /// The kernel refused ignore marks (before 6.0): every event comes to Warden.
+    pub ignore_marks_failed: bool,
 }
 
 impl Watcher {
@@ -270,6 +276,12 @@ impl Watcher {
             return;
         };
         self.git_housekeeping(&key);
+        if self.in_ignored_dir(&key) {
+            if ev.mask & (libc::FAN_CREATE | libc::FAN_CLOSE_WRITE | libc::FAN_DELETE) != 0 {
+                self.tracker.counts.ignored += 1;
+            }
+            return;
+        }
         let (t, env, pid) = (&mut self.tracker, &mut self.env, ev.pid);
         if ev.has(libc::FAN_CREATE) {
             t.create(env, &key, pid);
@@ -311,10 +323,73 @@ impl Watcher {
         }
     }
 
+    /// Is `key` in a directory ignored as a whole (policy glob, `.gitignore`, git's object
+    /// store)? Such a directory gets an ignore mark, so its later events never come.
+    fn in_ignored_dir(&mut self, key: &str) -> bool {
+        let Some((dir, _)) = key.rsplit_once('/') else {
+            return false;
+        };
+        if key.starts_with('/') {
+            return false;
+        }
+        if self.ignore_marks.contains(dir) {
+            return true;
+        }
+        if !self.dir_ignorable(dir) {
+            return false;
+        }
+        if !self.ignore_marks_failed && self.ignore_marks.len() < MAX_IGNORE_MARKS {
+            match sys::ignore_dir(&self.group, &self.env.roots.workspace.join(dir), true) {
+                Ok(()) => {
+                    self.ignore_marks.insert(dir.to_string());
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, dir, "no ignore mark; filtering in Warden");
+                    self.ignore_marks_failed = e.raw_os_error() == Some(libc::EINVAL);
+                }
+            }
+        }
+        true
+    }
+
+    fn dir_ignorable(&mut self, dir: &str) -> bool {
+        // `.git` itself holds the index and config Warden watches; hooks run code.
+        if dir == ".git"
+            || dir == ".git/info"
+            || dir == ".git/hooks"
+            || dir.starts_with(".git/hooks/")
+        {
+            return false;
+        }
+        if dir.starts_with(".git/") {
+            return true;
+        }
+        if self
+            .tracker
+            .baseline
+            .as_ref()
+            .is_some_and(|b| b.dirs.contains(dir))
+        {
+            return false;
+        }
+        if self.tracker.rules.ignore.iter().any(|g| g.matches_dir(dir)) {
+            return true;
+        }
+        self.env.git_ignored(&format!("{dir}/"))
+    }
+
+    /// Ignore decisions changed: every ignore mark goes, and is made again as events come.
+    fn reset_ignore_marks(&mut self) {
+        for dir in self.ignore_marks.drain() {
+            let _ = sys::ignore_dir(&self.group, &self.env.roots.workspace.join(&dir), false);
+        }
+        self.env.reset_ignores();
+    }
+
     /// A changed `.gitignore` or index: ask git again; the first index is the baseline.
     fn git_housekeeping(&mut self, key: &str) {
         if key.ends_with(".gitignore") || key == ".git/info/exclude" {
-            self.env.reset_ignores();
+            self.reset_ignore_marks();
         }
         let no_commit = self
             .tracker
@@ -326,7 +401,7 @@ impl Watcher {
             && let Some(b) = Baseline::read(&self.env.roots.workspace)
         {
             self.tracker.baseline = Some(b);
-            self.env.reset_ignores();
+            self.reset_ignore_marks();
         }
     }
 
