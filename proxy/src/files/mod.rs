@@ -91,6 +91,8 @@ pub fn check_workspace(path: &Path) -> Result<PathBuf, Error> {
 /// File monitoring, running.
 pub struct Monitor {
     stop: Arc<AtomicBool>,
+    /// Written to wake the watcher's wait when it must stop.
+    wake: Option<std::os::fd::OwnedFd>,
     /// Dropped without [`Monitor::finish`] (a failed start): the thread ends without the
     /// end-of-job comparison.
     abandon: Arc<AtomicBool>,
@@ -151,8 +153,14 @@ impl Monitor {
         );
         let mut tracker = track::Tracker::new(baseline, opts.rules.clone());
         tracker.own_exe = own_exe.map(|p| p.display().to_string());
+        let (wake_rx, wake) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Fanotify {
+                what: "make the wake pipe",
+                source: e.into(),
+            })?;
         let watcher = watch::Watcher {
             group,
+            wake: wake_rx,
             resolver,
             tracker,
             env,
@@ -170,6 +178,7 @@ impl Monitor {
             .map_err(fan("start the watcher thread"))?;
         Ok(Monitor {
             stop,
+            wake: Some(wake),
             abandon,
             thread: Some(thread),
             info,
@@ -185,6 +194,8 @@ impl Monitor {
     /// the `stop` record says. Blocks (git runs here): call it off the async workers.
     pub fn finish(mut self) -> FilesInfo {
         self.stop.store(true, Ordering::Release);
+        // Closing the write end makes the read end readable (EOF): the wait ends now.
+        drop(self.wake.take());
         let outcome = self
             .thread
             .take()
@@ -206,6 +217,7 @@ impl Drop for Monitor {
         if self.thread.is_some() {
             self.abandon.store(true, Ordering::Release);
             self.stop.store(true, Ordering::Release);
+            drop(self.wake.take());
         }
     }
 }

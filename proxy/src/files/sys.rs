@@ -102,17 +102,23 @@ pub fn ignore_dir(group: &OwnedFd, dir: &Path, add: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Waits up to `timeout` for events, then reads what is queued into `buf` (cleared first).
-/// Returns the number of bytes read; 0 when nothing came.
-pub fn read(group: &OwnedFd, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-    let mut pfd = libc::pollfd {
-        fd: group.as_raw_fd(),
+/// Waits up to `timeout` for events or for `wake` to become readable (someone asked the
+/// watcher to stop), then reads what is queued into `buf`. Returns the number of bytes read; 0
+/// when nothing came.
+pub fn read(
+    group: &OwnedFd,
+    wake: &OwnedFd,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<usize> {
+    let mut pfds = [group.as_raw_fd(), wake.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
-    };
+    });
     let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    // SAFETY: two valid pollfds for the duration of the call.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
     if rc < 0 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::Interrupted {

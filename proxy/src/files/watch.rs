@@ -31,7 +31,8 @@ use super::{
 const MAX_HASH: u64 = 256 << 20;
 /// Ignore marks pin their directories' inodes: at most this many.
 const MAX_IGNORE_MARKS: usize = 20_000;
-const POLL: Duration = Duration::from_millis(100);
+/// How long a wait for events lasts (stop wakes it at once through the wake pipe).
+const POLL: Duration = Duration::from_secs(1);
 
 /// What the thread reports when it ends.
 #[derive(Debug, Clone, Default)]
@@ -193,6 +194,8 @@ pub fn hex(data: &[u8]) -> String {
 pub struct Watcher {
     /// The fanotify group.
     pub group: OwnedFd,
+    /// Readable once the watcher must stop (the read end of a pipe [`super::Monitor`] writes).
+    pub wake: OwnedFd,
     /// Paths.
     pub resolver: Resolver,
     /// The rules and state.
@@ -222,7 +225,7 @@ impl Watcher {
             let n = if stopping {
                 sys::read_now(&self.group, &mut buf)
             } else {
-                sys::read(&self.group, &mut buf, POLL)
+                sys::read(&self.group, &self.wake, &mut buf, POLL)
             };
             match n {
                 Ok(0) if stopping => break,
