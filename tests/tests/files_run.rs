@@ -211,7 +211,13 @@ fn sed_in_place_and_rename_over_a_tracked_file_are_attributed() {
     assert_run_eq!(out, mv.len(), 1, "mv over src/lib.rs");
     assert_run_eq!(out, mv[0]["file"]["from"], "target/staged.rs", "{}", mv[0]);
     let lib_now = sha256(&std::fs::read(repo.join("src/lib.rs")).unwrap());
-    assert_run_eq!(out, mv[0]["file"]["sha256_after"], lib_now.as_str(), "{}", mv[0]);
+    assert_run_eq!(
+        out,
+        mv[0]["file"]["sha256_after"],
+        lib_now.as_str(),
+        "{}",
+        mv[0]
+    );
     assert_run_eq!(out, audit::exe_name(mv[0]), "mv", "{}", mv[0]);
     // staged.rs was written by the shell, then moved by mv over the tracked file.
     let d = changes(&out.records, "src/lib.rs", "differs");
