@@ -141,7 +141,7 @@ pub fn live(
 /// The end-of-job comparison: one `differs` record per tracked file `git diff` found
 /// (`(status, path)`), attributed to its last writer seen.
 pub fn end(t: &mut Tracker, env: &mut dyn Env, commit: &str, differing: Vec<(char, String)>) {
-    let short = &commit[..commit.len().min(12)];
+    let short: String = commit.chars().take(12).collect();
     for (status, path) in differing {
         if super::glob::any_match(&t.rules.ignore, &path) {
             t.counts.ignored += 1;

@@ -17,6 +17,7 @@
 //! [`Monitor::finish`] returns what goes into the `stop` record.
 
 pub mod detect;
+mod env;
 mod event;
 pub mod git;
 pub mod glob;
@@ -116,27 +117,16 @@ impl Monitor {
         let group = sys::init().map_err(fan("fanotify_init"))?;
         // The binary too: replacing it mid-job would subvert `warden stop` and the report.
         let own_exe = std::env::current_exe().ok();
-        let warden: Vec<PathBuf> = warden_files
+        let candidates: Vec<PathBuf> = warden_files
             .iter()
             .chain(own_exe.as_ref())
             .filter_map(|p| std::fs::canonicalize(p).ok())
             .collect();
-        let mut dirs: Vec<&Path> = vec![&workspace];
-        let parents: Vec<PathBuf> = warden
-            .iter()
-            .map(|p| {
-                if p.is_dir() {
-                    p.clone()
-                } else {
-                    p.parent().unwrap_or(p).to_path_buf()
-                }
-            })
-            .collect();
-        dirs.extend(parents.iter().map(PathBuf::as_path));
-        for d in &dirs {
-            sys::mark_filesystem(&group, d).map_err(fan("mark the filesystem"))?;
-        }
-        let resolver = resolve::Resolver::new(&dirs).map_err(fan("open the filesystem"))?;
+        sys::mark_filesystem(&group, &workspace).map_err(fan("mark the filesystem"))?;
+        let (mut dirs, warden) = guard(&group, candidates);
+        dirs.insert(0, workspace.clone());
+        let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+        let resolver = resolve::Resolver::new(&dir_refs).map_err(fan("open the filesystem"))?;
         // The index as checked out, if the checkout already ran: not a hash of every file.
         let baseline = git::Baseline::read(&workspace);
         let info = FilesInfo {
@@ -146,11 +136,7 @@ impl Monitor {
             ..FilesInfo::default()
         };
         let roots = resolve::Roots { workspace, warden };
-        let env = watch::RealEnv::new(
-            roots,
-            processes,
-            job_cgroup.and_then(watch::cgroup_relative),
-        );
+        let env = env::RealEnv::new(roots, processes, job_cgroup.and_then(env::cgroup_relative));
         let mut tracker = track::Tracker::new(baseline, opts.rules.clone());
         tracker.own_exe = own_exe.map(|p| p.display().to_string());
         let (wake_rx, wake) =
@@ -210,6 +196,31 @@ impl Monitor {
             ..self.info.clone()
         }
     }
+}
+
+/// Marks the filesystems of Warden's own files `paths`, where their filesystem allows it
+/// (tmpfs reports no filesystem id before Linux 6.7, so fanotify cannot mark it; the workspace
+/// matters most and is marked first). Returns the directories marked and the paths guarded.
+fn guard(group: &std::os::fd::OwnedFd, paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (mut dirs, mut guarded) = (Vec::new(), Vec::new());
+    for p in paths {
+        let dir = if p.is_dir() {
+            p.clone()
+        } else {
+            p.parent().unwrap_or(&p).to_path_buf()
+        };
+        match sys::mark_filesystem(group, &dir).and_then(|()| sys::fsid(&dir)) {
+            Ok(_) => {
+                dirs.push(dir);
+                guarded.push(p);
+            }
+            Err(e) => {
+                tracing::warn!(path = %p.display(), error = %e, "cannot guard this file");
+                eprintln!("warden: file monitoring cannot guard {}: {e}", p.display());
+            }
+        }
+    }
+    (dirs, guarded)
 }
 
 impl Drop for Monitor {
