@@ -374,3 +374,40 @@ fn no_file_monitoring_and_bad_workspace() {
     assert_run!(out, out.stderr.contains("--workspace"), "names the flag");
     assert_run!(out, out.records.is_empty(), "nothing started");
 }
+
+#[test]
+fn changing_the_trust_bundle_warden_installed_is_tampering() {
+    if skip_unless_root("changing_the_trust_bundle_warden_installed_is_tampering") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let repo = TestRepo::new().unwrap();
+    // Only Warden's own bundle (under /run/warden, removed at stop) is touched; never the
+    // machine's store.
+    let steps = [
+        "case \"$SSL_CERT_FILE\" in /run/warden/*) ;; *) exit 9;; esac".to_string(),
+        "echo \"$SSL_CERT_FILE\"".into(),
+        "sh -c 'echo \"# planted\" >> \"$SSL_CERT_FILE\"'".into(),
+    ];
+    let out = run(&netns, &repo, &steps, &["--tls-inspection"]);
+    out.assert_success();
+    let bundle = out.stdout.lines().find(|l| l.starts_with("/run/warden/"));
+    assert_run!(out, bundle.is_some(), "the job printed its bundle");
+    let tampered = with_anomaly(&out.records, "warden-tampered");
+    assert_run_eq!(out, tampered.len(), 1, "one tampering record");
+    assert_run_eq!(
+        out,
+        tampered[0]["file"]["path"],
+        bundle.unwrap(),
+        "the bundle"
+    );
+    assert_run_eq!(out, tampered[0]["file"]["op"], "write", "{}", tampered[0]);
+    assert_run!(
+        out,
+        audit::exe(tampered[0]).ends_with("sh"),
+        "{}",
+        tampered[0]
+    );
+    // Warden's own install and restore of the store are not reported.
+    assert_run_eq!(out, file_records(&out.records).len(), 1, "nothing else");
+}
