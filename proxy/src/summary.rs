@@ -13,7 +13,15 @@ pub struct Summary {
     lookups: u64,
     blocked_lookups: u64,
     requests: u64,
+    /// `file` records (file monitoring).
+    file_changes: u64,
+    /// One line per anomaly on a `file` record, the first [`MAX_FILE_LINES`].
+    file_anomalies: Vec<String>,
+    file_anomaly_count: u64,
 }
+
+/// File anomalies listed in the summary; the rest are counted.
+const MAX_FILE_LINES: usize = 20;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct DstTotals {
@@ -33,6 +41,10 @@ impl Summary {
         }
         if r.kind == Kind::Request {
             self.requests += 1;
+            return;
+        }
+        if r.kind == Kind::File {
+            self.add_file(r);
             return;
         }
         if !matches!(r.kind, Kind::Connection | Kind::Udp) {
@@ -73,6 +85,22 @@ impl Summary {
         if let Some(b) = r.bytes {
             t.up += b.up;
             t.down += b.down;
+        }
+    }
+
+    fn add_file(&mut self, r: &Record) {
+        self.file_changes += 1;
+        let path = r.file.as_ref().map_or("?", |f| f.path.as_str());
+        let by = r.process.as_ref().map_or_else(
+            || "unknown writer".to_string(),
+            |p| format!("{} (pid {})", p.exe, p.pid),
+        );
+        for a in &r.anomalies {
+            self.file_anomaly_count += 1;
+            if self.file_anomalies.len() < MAX_FILE_LINES {
+                self.file_anomalies
+                    .push(format!("{:<30} {path}  by {by}", a.kind));
+            }
         }
     }
 
@@ -147,7 +175,30 @@ impl fmt::Display for Summary {
                 if self.requests == 1 { "" } else { "s" }
             )?;
         }
+        if self.file_changes > 0 {
+            write!(
+                f,
+                "; {} file record{}, {} file anomal{}",
+                self.file_changes,
+                if self.file_changes == 1 { "" } else { "s" },
+                self.file_anomaly_count,
+                if self.file_anomaly_count == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            )?;
+        }
         writeln!(f)?;
+        for line in &self.file_anomalies {
+            writeln!(f, "  FILE {line}")?;
+        }
+        let unlisted = self
+            .file_anomaly_count
+            .saturating_sub(self.file_anomalies.len() as u64);
+        if unlisted > 0 {
+            writeln!(f, "  FILE … and {unlisted} more (see the audit log)")?;
+        }
         for ((pid, exe), dsts) in &self.processes {
             writeln!(f, "  {exe} (pid {pid})")?;
             for (dst, t) in dsts {
@@ -275,5 +326,31 @@ mod tests {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn file_records_are_counted_and_their_anomalies_listed() {
+        let mut s = Summary::default();
+        for i in 0..25 {
+            let mut r = Record::new(Kind::File);
+            r.file = Some(crate::audit::FileChange {
+                path: format!("src/f{i}.rs"),
+                op: "write",
+                ..Default::default()
+            });
+            if i % 2 == 0 {
+                r.anomaly("source-modified", "differs");
+            }
+            s.add(&r);
+        }
+        let text = s.to_string();
+        assert_eq!(s.connections(), 0);
+        assert!(
+            text.contains("; 25 file records, 13 file anomalies"),
+            "{text}"
+        );
+        assert!(text.contains("FILE source-modified"), "{text}");
+        assert!(text.contains("src/f0.rs  by unknown writer"), "{text}");
+        assert_eq!(text.matches("\n  FILE ").count(), 13, "{text}");
     }
 }
