@@ -125,7 +125,9 @@ pub fn live(
             record.anomaly(WORKFLOW_MODIFIED, detail);
         }
     }
-    let writes = matches!(change.op, "create" | "write" | "rename");
+    // Git's config is rewritten by one `git config` process after another (the checkout
+    // action runs several): recorded, but not an overwrite. Sources are what the rule is for.
+    let writes = matches!(change.op, "create" | "write" | "rename") && !path.starts_with(".git/");
     if let Some(prev) = previous.filter(|w| writes && w.pid != pid)
         && !t.rules.expected(process, path)
     {

@@ -174,6 +174,14 @@ fn ignored_paths_are_counted_not_recorded() {
     t.create(&mut env, ".git/hooks/pre-commit", 9);
     t.close_write(&mut env, ".git/hooks/pre-commit");
     assert_eq!(t.out.len(), 2, "hooks run code: recorded");
+    for pid in [1, 2] {
+        t.rename(&mut env, ".git/config.lock", ".git/config", pid);
+    }
+    assert_eq!(t.out.len(), 4, "git config is recorded");
+    assert!(
+        t.out[3].anomalies.is_empty(),
+        "one git config after another is no overwrite"
+    );
 }
 
 #[test]
