@@ -167,7 +167,7 @@ fn ignored_paths_are_counted_not_recorded() {
         t.create(&mut env, key, 9);
         t.close_write(&mut env, key);
     }
-    assert_eq!(t.counts.ignored, 3);
+    assert_eq!(t.counts.ignored, 4);
     // A tracked file is never ignored by .gitignore.
     assert_eq!(t.out.len(), 1);
     assert_eq!(op(&t.out[0]).1, "target/keep");

@@ -264,7 +264,9 @@ impl Tracker {
             return false;
         }
         if let Some(inner) = key.strip_prefix(".git/") {
-            return !(inner == "config" || inner.starts_with("hooks/"));
+            // Hooks git never runs (`*.sample`, which `git init` writes) are not code.
+            let hook = inner.starts_with("hooks/") && !inner.ends_with(".sample");
+            return !(inner == "config" || hook);
         }
         if super::glob::any_match(&self.rules.ignore, key) {
             return true;
