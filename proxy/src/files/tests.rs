@@ -162,6 +162,7 @@ fn ignored_paths_are_counted_not_recorded() {
         "target/x.o",
         "build.log",
         ".git/objects/ab/cd",
+        ".git/hooks/pre-push.sample",
         "target/keep",
     ] {
         t.create(&mut env, key, 9);
