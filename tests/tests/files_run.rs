@@ -411,3 +411,29 @@ fn changing_the_trust_bundle_warden_installed_is_tampering() {
     // Warden's own install and restore of the store are not reported.
     assert_run_eq!(out, file_records(&out.records).len(), 1, "nothing else");
 }
+
+#[test]
+fn a_directory_moved_out_of_an_ignored_tree_is_watched_again() {
+    if skip_unless_root("a_directory_moved_out_of_an_ignored_tree_is_watched_again") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let repo = TestRepo::new().unwrap();
+    let steps = [
+        "mkdir -p target/evil && echo o > target/evil/a.o".to_string(),
+        // Give Warden time to see target/evil and put its ignore mark on it (the point of the
+        // test: the mark must not follow the directory out of target/).
+        "sleep 0.5".into(),
+        "mv target/evil src/sub".into(),
+        "echo 'pub fn x() {}' > src/sub/new.rs".into(),
+    ];
+    let out = run(&netns, &repo, &steps, &[]);
+    out.assert_success();
+    let created = changes(&out.records, "src/sub/new.rs", "create");
+    assert_run_eq!(
+        out,
+        created.len(),
+        1,
+        "the new source in the moved directory"
+    );
+}

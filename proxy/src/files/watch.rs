@@ -164,6 +164,9 @@ impl Watcher {
         for k in [&from, &to].into_iter().flatten() {
             self.git_housekeeping(k);
         }
+        if dir && let (Some(f), Some(n)) = (&from, &new) {
+            self.unmark_moved(f, n);
+        }
         let (t, env, pid) = (&mut self.tracker, &mut self.env, ev.pid);
         match (from, to) {
             (Some(f), Some(to)) => t.rename(env, &f, &to, pid),
@@ -229,6 +232,23 @@ impl Watcher {
             return true;
         }
         self.env.git_ignored(&format!("{dir}/"))
+    }
+
+    /// A directory moved from `from` (relative) to `new`: the ignore marks on it and below it
+    /// travel with the inodes, so they are removed (the new place may not be ignored; if it
+    /// is, marks come back with its next events).
+    fn unmark_moved(&mut self, from: &str, new: &std::path::Path) {
+        let moved: Vec<String> = self
+            .ignore_marks
+            .iter()
+            .filter(|d| d.as_str() == from || d.starts_with(&format!("{from}/")))
+            .cloned()
+            .collect();
+        for d in moved {
+            let below = d[from.len()..].trim_start_matches('/');
+            let _ = sys::ignore_dir(&self.group, &new.join(below), false);
+            self.ignore_marks.remove(&d);
+        }
     }
 
     /// Ignore decisions changed: every ignore mark goes, and is made again as events come.
