@@ -167,7 +167,10 @@ pub fn end(t: &mut Tracker, env: &mut dyn Env, commit: &str, differing: Vec<(cha
         let writer = t.last_writer(&path).cloned();
         let by = match &writer {
             Some(w) => format!("last written by {}", who(&w.process, w.pid)),
-            None => "unknown writer (before Warden started)".into(),
+            None => {
+                "unknown writer (before Warden started, or through a hard link or another mount)"
+                    .into()
+            }
         };
         let expected = writer
             .as_ref()

@@ -278,7 +278,7 @@ fn end_of_job_names_the_last_writer_or_says_unknown() {
     assert_eq!(t.out[1].process, None);
     assert_eq!(
         t.out[1].reason.as_deref(),
-        Some("unknown writer (before Warden started)")
+        Some("unknown writer (before Warden started, or through a hard link or another mount)")
     );
     assert_eq!(op(&t.out[0]).0, "differs");
     assert_eq!(
