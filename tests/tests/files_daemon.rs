@@ -77,3 +77,17 @@ fn records_survive_stop_right_after_the_write() {
     assert_eq!(files["workspace"], ws, "{said}");
     daemon.assert_gone();
 }
+
+#[test]
+fn start_refuses_a_missing_workspace() {
+    if skip_unless_root("start_refuses_a_missing_workspace") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let cgroup = TestCgroup::new().unwrap();
+    let daemon = Daemon::start(&netns, &cgroup, ["--workspace", "/nonexistent/warden-ws"]).unwrap();
+    let said = format!("{daemon}");
+    assert_eq!(daemon.started.status.code(), Some(2), "{said}");
+    assert!(daemon.started.stderr.contains("--workspace"), "{said}");
+    assert!(!cgroup.state_dir().exists(), "{said}");
+}

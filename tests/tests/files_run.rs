@@ -437,3 +437,56 @@ fn a_directory_moved_out_of_an_ignored_tree_is_watched_again() {
         "the new source in the moved directory"
     );
 }
+
+#[test]
+fn expected_writers_are_recorded_without_anomalies() {
+    if skip_unless_root("expected_writers_are_recorded_without_anomalies") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let repo = TestRepo::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yml");
+    std::fs::write(
+        &policy,
+        "file-monitoring:\n  expected-writers:\n    - sed src/main.rs\n",
+    )
+    .unwrap();
+    let steps = [
+        "sed -i s/hello/hi/ src/main.rs".to_string(),
+        "sed -i s/42/43/ src/lib.rs".into(),
+    ];
+    let out = run(
+        &netns,
+        &repo,
+        &steps,
+        &["--policy", policy.to_str().unwrap()],
+    );
+    out.assert_success();
+    let main = changes(&out.records, "src/main.rs", "differs");
+    assert_run_eq!(out, main.len(), 1, "still recorded");
+    assert_run!(
+        out,
+        anomaly_kinds(main[0]).is_empty(),
+        "expected: {}",
+        main[0]
+    );
+    assert_run!(
+        out,
+        main[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expected writer"),
+        "{}",
+        main[0]
+    );
+    // The entry names src/main.rs only.
+    let lib = changes(&out.records, "src/lib.rs", "differs");
+    assert_run_eq!(
+        out,
+        anomaly_kinds(lib[0]),
+        ["source-modified"],
+        "{}",
+        lib[0]
+    );
+}
