@@ -36,7 +36,8 @@ pub struct Rules {
 }
 
 /// `EXE [GLOB]`: the executable (a full path, or a file name matching any directory) and,
-/// optionally, the paths it is expected to write (default: all).
+/// optionally, the paths it is expected to write (default: all). `GLOB: EXE`, the baseline
+/// file's `file-writers` form, is read too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedWriter {
     exe: String,
@@ -47,6 +48,17 @@ impl std::str::FromStr for ExpectedWriter {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        // The baseline file's `file-writers` form (issue #9): `PATH-GLOB: EXE`.
+        if let Some((glob, exe)) = s.split_once(": ") {
+            let exe = exe.trim();
+            if exe.is_empty() || exe.contains(char::is_whitespace) {
+                return Err("expected PATH-GLOB: EXE (one executable)".into());
+            }
+            return Ok(ExpectedWriter {
+                exe: exe.to_string(),
+                paths: Some(glob.parse::<Glob>().map_err(|e| e.to_string())?),
+            });
+        }
         let mut words = s.split_whitespace();
         let exe = words
             .next()

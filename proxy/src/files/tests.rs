@@ -300,4 +300,18 @@ fn expected_writer_entries_are_checked() {
     assert!("a b c".parse::<detect::ExpectedWriter>().is_err());
     assert!("x !y".parse::<detect::ExpectedWriter>().is_err());
     assert!("".parse::<detect::ExpectedWriter>().is_err());
+    // The baseline's `file-writers` form.
+    let w: detect::ExpectedWriter = "src/gen/**: protoc".parse().unwrap();
+    let rules = Rules {
+        expected: vec![w],
+        ..Rules::default()
+    };
+    let protoc = Process {
+        exe: "/usr/bin/protoc".into(),
+        ..Process::default()
+    };
+    assert!(rules.expected(&protoc, "src/gen/a.rs"));
+    assert!(!rules.expected(&protoc, "src/lib.rs"));
+    assert!("src/**: ".parse::<detect::ExpectedWriter>().is_err());
+    assert!("src/**: a b".parse::<detect::ExpectedWriter>().is_err());
 }
