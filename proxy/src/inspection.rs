@@ -73,7 +73,7 @@ impl Setup {
 /// `installed` is restored or dropped), and builds the inspector for `policy`. `id` names the
 /// trust state (`/run/warden/trust-<id>`); a daemon uses its cgroup's so that a later
 /// `warden stop` or cleanup finds it.
-pub fn setup(policy: &Policy, upstream_ca: &[PathBuf], id: &str) -> Result<Setup, Error> {
+pub fn setup(policy: &Arc<Policy>, upstream_ca: &[PathBuf], id: &str) -> Result<Setup, Error> {
     let mut extra = Vec::new();
     for path in upstream_ca {
         let pem = std::fs::read(path).map_err(|e| Error::UpstreamCa {
@@ -106,11 +106,7 @@ pub fn setup(policy: &Policy, upstream_ca: &[PathBuf], id: &str) -> Result<Setup
     // Servers are verified against the roots as they were before Warden's CA.
     let mut roots = installed.roots_before()?;
     roots.extend(extra);
-    let inspector = Inspector::new(
-        Arc::new(Minted(minter)),
-        roots,
-        policy.inspection().no_inspect.clone(),
-    )?;
+    let inspector = Inspector::new(Arc::new(Minted(minter)), roots, policy.clone())?;
     Ok(Setup {
         inspector: Arc::new(inspector),
         ca_name,

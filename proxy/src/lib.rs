@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod baseline;
 pub mod cgroup;
 pub mod config;
 pub mod daemon;
@@ -20,12 +21,14 @@ pub mod ebpf;
 pub mod exfil;
 pub mod files;
 pub mod inspection;
+pub mod logs;
 pub mod policy;
 pub mod process;
 pub mod proxy;
 pub mod resolve;
 pub mod run;
 pub mod session;
+pub mod suggest;
 pub mod summary;
 pub mod sys;
 pub mod tracefs;

@@ -49,6 +49,22 @@ struct PolicyArgs {
     /// repeatable. Policy key `no-inspect`.
     #[arg(long, value_name = "LIST")]
     no_inspect: Vec<String>,
+    /// Strict mode: on the hosts these URL rules name, only matching requests are allowed
+    /// (`[METHOD ]https://host/path`, `*` within a segment, `**` across; separated by commas or
+    /// newlines); those hosts are inspected. Repeatable. Policy key `allowed-urls`.
+    #[arg(long, value_name = "LIST")]
+    allowed_urls: Vec<String>,
+    /// An environment variable holding a secret to keep from hosts it does not belong to
+    /// (docs/exfiltration.md); repeatable. Policy key `secret-env`.
+    #[arg(long, value_name = "NAME")]
+    secret_env: Vec<String>,
+    /// A file of secrets: a JSON object of names to values, or NAME=VALUE lines.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Flag destinations that receive more than this (e.g. 50MiB) over the job. Policy key
+    /// `upload-budget`.
+    #[arg(long, value_name = "SIZE")]
+    upload_budget: Option<String>,
 }
 
 impl PolicyArgs {
@@ -69,6 +85,10 @@ impl PolicyArgs {
                 _ => None,
             },
             no_inspect: self.no_inspect.clone(),
+            allowed_urls: self.allowed_urls.clone(),
+            secret_env: self.secret_env.clone(),
+            secret_file: self.secret_file.clone(),
+            upload_budget: self.upload_budget.clone(),
         }
     }
 }
@@ -237,6 +257,9 @@ enum Command {
     /// Policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The job's egress lockfile: what it is expected to contact.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Internal: the daemon process `start` spawns.
     #[command(name = daemon::DAEMON, hide = true)]
     Daemon(StartArgs),
@@ -252,11 +275,42 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum BaselineCommand {
+    /// Add what the runs in the logs contacted to the baseline file (created if missing).
+    Update {
+        /// Audit logs (files, or directories of `*.jsonl`); repeatable.
+        #[arg(long = "log", value_name = "AUDIT", required = true)]
+        logs: Vec<PathBuf>,
+        /// The baseline file (YAML).
+        #[arg(long, value_name = "FILE")]
+        baseline: PathBuf,
+    },
+    /// List the destinations in the logs the baseline does not have (exit 1 if any).
+    Diff {
+        /// Audit logs (files, or directories of `*.jsonl`); repeatable.
+        #[arg(long = "log", value_name = "AUDIT", required = true)]
+        logs: Vec<PathBuf>,
+        /// The baseline file (YAML).
+        #[arg(long, value_name = "FILE")]
+        baseline: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// Check a policy file: lists every problem with file, line and value (exit 2 if any).
     Check {
         /// The YAML policy file.
         file: PathBuf,
+    },
+    /// Print the block-mode policy that would have allowed exactly what a run did.
+    Suggest {
+        /// Audit logs (files, or directories of `*.jsonl`); repeatable.
+        #[arg(long = "log", value_name = "AUDIT", required = true)]
+        logs: Vec<PathBuf>,
+        /// `policy` (a YAML policy file) or `action` (the action's `allowed-endpoints:` input).
+        #[arg(long, value_name = "FORMAT", default_value = "policy", value_parser = ["policy", "action"])]
+        format: String,
     },
 }
 
@@ -282,6 +336,27 @@ fn main() -> ExitCode {
             run::enter_cgroup_and_exec(&procs, nofile, &cmd)
         }
         Command::Policy(PolicyCommand::Check { file }) => config::check(&file),
+        Command::Baseline(command) => baseline_command(command),
+        Command::Policy(PolicyCommand::Suggest { logs, format }) => {
+            match proxy::logs::read_all(&logs) {
+                Ok(logs) => {
+                    let sources: Vec<String> =
+                        logs.iter().map(|(p, _)| p.display().to_string()).collect();
+                    let suggestion =
+                        proxy::suggest::suggest(logs.iter().flat_map(|(_, records)| records));
+                    let format = match format.as_str() {
+                        "action" => proxy::suggest::Format::Action,
+                        _ => proxy::suggest::Format::Policy,
+                    };
+                    print!("{}", suggestion.render(format, &sources));
+                    0
+                }
+                Err(e) => {
+                    eprintln!("warden: {e}");
+                    2
+                }
+            }
+        }
         Command::Start(args) => match args.options() {
             Ok(opts) => {
                 let rest: Vec<OsString> = std::env::args_os().skip(2).collect();
@@ -342,6 +417,63 @@ fn main() -> ExitCode {
         }
     };
     exit(code)
+}
+
+/// `warden baseline update|diff`.
+fn baseline_command(command: BaselineCommand) -> i32 {
+    use proxy::baseline::Baseline;
+    let (logs, path, update) = match command {
+        BaselineCommand::Update { logs, baseline } => (logs, baseline, true),
+        BaselineCommand::Diff { logs, baseline } => (logs, baseline, false),
+    };
+    let result = (|| {
+        let logs = proxy::logs::read_all(&logs)?;
+        let records = || logs.iter().flat_map(|(_, r)| r);
+        let mut baseline = match (path.exists(), update) {
+            (false, true) => Baseline::default(),
+            _ => Baseline::load(&path)?,
+        };
+        let new = baseline.new_destinations(records());
+        for n in &new {
+            let processes: Vec<&str> = n.processes.iter().map(String::as_str).collect();
+            let steps: Vec<&str> = n.steps.iter().map(String::as_str).collect();
+            println!(
+                "new-destination {} ({} connection{}; {}{})",
+                n.endpoint,
+                n.count,
+                if n.count == 1 { "" } else { "s" },
+                processes.join(", "),
+                if steps.is_empty() {
+                    String::new()
+                } else {
+                    format!("; steps: {}", steps.join(", "))
+                }
+            );
+        }
+        if update {
+            baseline.merge(Baseline::from_records(records()));
+            std::fs::write(&path, baseline.render())
+                .map_err(|e| format!("{}: cannot write it: {e}", path.display()))?;
+            eprintln!(
+                "warden: {}: {} destination{} ({} new)",
+                path.display(),
+                baseline.destinations.len(),
+                if baseline.destinations.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                new.len()
+            );
+            Ok(0)
+        } else {
+            Ok(i32::from(!new.is_empty()))
+        }
+    })();
+    result.unwrap_or_else(|e: String| {
+        eprintln!("warden: {e}");
+        2
+    })
 }
 
 fn exit(code: i32) -> ExitCode {

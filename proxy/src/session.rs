@@ -112,8 +112,9 @@ impl Session {
         upstream_ca: &[std::path::PathBuf],
         files: Option<FilesSetup>,
     ) -> Result<Session, Error> {
+        log.protect(policy.exfil());
         // The CA and its trust first: nothing is attached yet if they cannot be set up.
-        let inspection = if policy.inspection().enabled {
+        let inspection = if policy.inspection().needed() {
             Some(crate::inspection::setup(
                 &policy,
                 upstream_ca,

@@ -13,15 +13,16 @@ pub struct Summary {
     lookups: u64,
     blocked_lookups: u64,
     requests: u64,
-    /// `file` records (file monitoring).
+    blocked_requests: u64,
+    /// `file` records (file monitoring); their anomalies are listed with the others.
     file_changes: u64,
-    /// One line per anomaly on a `file` record, the first [`MAX_FILE_LINES`].
-    file_anomalies: Vec<String>,
-    file_anomaly_count: u64,
+    /// Anomalies (kind, evidence), in the order written; the first [`SHOWN_ANOMALIES`] are kept.
+    anomalies: Vec<(String, String)>,
+    anomaly_count: u64,
 }
 
-/// File anomalies listed in the summary; the rest are counted.
-const MAX_FILE_LINES: usize = 20;
+/// How many anomalies the summary lists (the audit log has them all).
+const SHOWN_ANOMALIES: usize = 20;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct DstTotals {
@@ -35,12 +36,19 @@ impl Summary {
     /// Counts a connection, UDP flow or DNS record; other kinds are ignored. Lookups are only
     /// counted, and listed under their process when refused.
     pub fn add(&mut self, r: &Record) {
+        for a in &r.anomalies {
+            self.anomaly_count += 1;
+            if self.anomalies.len() < SHOWN_ANOMALIES {
+                self.anomalies.push((a.kind.clone(), a.detail.clone()));
+            }
+        }
         if r.kind == Kind::Dns {
             self.add_lookup(r);
             return;
         }
         if r.kind == Kind::Request {
             self.requests += 1;
+            self.blocked_requests += u64::from(r.decision == Some(Decision::Blocked));
             return;
         }
         if r.kind == Kind::File {
@@ -88,20 +96,8 @@ impl Summary {
         }
     }
 
-    fn add_file(&mut self, r: &Record) {
+    fn add_file(&mut self, _r: &Record) {
         self.file_changes += 1;
-        let path = r.file.as_ref().map_or("?", |f| f.path.as_str());
-        let by = r.process.as_ref().map_or_else(
-            || "unknown writer".to_string(),
-            |p| format!("{} (pid {})", p.exe, p.pid),
-        );
-        for a in &r.anomalies {
-            self.file_anomaly_count += 1;
-            if self.file_anomalies.len() < MAX_FILE_LINES {
-                self.file_anomalies
-                    .push(format!("{:<30} {path}  by {by}", a.kind));
-            }
-        }
     }
 
     fn add_lookup(&mut self, r: &Record) {
@@ -170,34 +166,33 @@ impl fmt::Display for Summary {
         if self.requests > 0 {
             write!(
                 f,
-                "; {} HTTPS request{} inspected",
+                "; {} HTTP request{} inspected",
                 self.requests,
                 if self.requests == 1 { "" } else { "s" }
+            )?;
+            if self.blocked_requests > 0 {
+                write!(f, ", {} BLOCKED", self.blocked_requests)?;
+            }
+        }
+        if self.anomaly_count > 0 {
+            write!(
+                f,
+                "; {} ANOMAL{}",
+                self.anomaly_count,
+                if self.anomaly_count == 1 { "Y" } else { "IES" }
             )?;
         }
         if self.file_changes > 0 {
             write!(
                 f,
-                "; {} file record{}, {} file anomal{}",
+                "; {} file record{}",
                 self.file_changes,
                 if self.file_changes == 1 { "" } else { "s" },
-                self.file_anomaly_count,
-                if self.file_anomaly_count == 1 {
-                    "y"
-                } else {
-                    "ies"
-                }
             )?;
         }
         writeln!(f)?;
-        for line in &self.file_anomalies {
-            writeln!(f, "  FILE {line}")?;
-        }
-        let unlisted = self
-            .file_anomaly_count
-            .saturating_sub(self.file_anomalies.len() as u64);
-        if unlisted > 0 {
-            writeln!(f, "  FILE … and {unlisted} more (see the audit log)")?;
+        for (kind, detail) in &self.anomalies {
+            writeln!(f, "  ANOMALY {kind}: {detail}")?;
         }
         for ((pid, exe), dsts) in &self.processes {
             writeln!(f, "  {exe} (pid {pid})")?;
@@ -345,12 +340,11 @@ mod tests {
         }
         let text = s.to_string();
         assert_eq!(s.connections(), 0);
-        assert!(
-            text.contains("; 25 file records, 13 file anomalies"),
+        assert!(text.contains("; 13 ANOMALIES; 25 file records"), "{text}");
+        assert_eq!(
+            text.matches("\n  ANOMALY source-modified: ").count(),
+            13,
             "{text}"
         );
-        assert!(text.contains("FILE source-modified"), "{text}");
-        assert!(text.contains("src/f0.rs  by unknown writer"), "{text}");
-        assert_eq!(text.matches("\n  FILE ").count(), 13, "{text}");
     }
 }

@@ -309,5 +309,11 @@ fn decided(rec: &mut Record, d: &Decision) {
         ),
         None => d.reason.clone(),
     });
-    rec.flags.extend(d.flags.iter().map(|f| (*f).to_string()));
+    for flag in &d.flags {
+        if crate::audit::ANOMALY_FLAGS.contains(flag) {
+            rec.anomaly(flag, d.reason.clone());
+        } else {
+            rec.flags.push((*flag).to_string());
+        }
+    }
 }

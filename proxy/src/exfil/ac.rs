@@ -11,6 +11,8 @@
 struct Node {
     next: Vec<(u8, u32)>,
     fail: u32,
+    /// Bytes from the root: how much of the input the state stands for.
+    depth: u32,
     /// Indices of the patterns that end here, including those of the failure chain.
     out: Vec<u32>,
 }
@@ -27,6 +29,7 @@ impl Automaton {
         let mut nodes = vec![Node {
             next: Vec::new(),
             fail: 0,
+            depth: 0,
             out: Vec::new(),
         }];
         for (i, p) in patterns.iter().enumerate() {
@@ -39,9 +42,11 @@ impl Automaton {
                 s = match nodes[s].next.iter().find(|t| t.0 == b) {
                     Some(t) => t.1 as usize,
                     None => {
+                        let depth = nodes[s].depth + 1;
                         nodes.push(Node {
                             next: Vec::new(),
                             fail: 0,
+                            depth,
                             out: Vec::new(),
                         });
                         let n = nodes.len() - 1;
@@ -98,6 +103,12 @@ impl Automaton {
     /// The patterns that end in state `s`.
     pub fn matches(&self, s: u32) -> &[u32] {
         &self.nodes[s as usize].out
+    }
+
+    /// How many of the last bytes read state `s` stands for: any later match starts within
+    /// them (or after).
+    pub fn depth(&self, s: u32) -> usize {
+        self.nodes[s as usize].depth as usize
     }
 
     /// How many states: for logs, never the patterns themselves.

@@ -74,6 +74,29 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// `bytes` with everything but RFC 3986's unreserved characters as `%XX` (hex digits in
+/// uppercase if `upper`).
+pub(super) fn percent_encode(bytes: &[u8], upper: bool) -> Vec<u8> {
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[
+                b'%',
+                digits[usize::from(b >> 4)],
+                digits[usize::from(b & 15)],
+            ]);
+        }
+    }
+    out
+}
+
 /// All of `bytes` percent-decoded.
 pub(super) fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut d = PercentDecoder::default();
@@ -126,6 +149,17 @@ pub(super) fn forms(value: &[u8]) -> Vec<(Vec<u8>, Encoding)> {
             let end = 8 * (align + value.len()) / 6;
             forms.push((enc[start..end].to_vec(), encoding));
         }
+    }
+    // Inside a JSON document (a request body), a value with quotes, backslashes or line breaks
+    // is escaped.
+    if let Ok(text) = std::str::from_utf8(&plain)
+        && let Ok(json) = serde_json::to_string(text)
+        && json.len() != text.len() + 2
+    {
+        forms.push((
+            json.as_bytes()[1..json.len() - 1].to_vec(),
+            Encoding::JsonEscaped,
+        ));
     }
     let mut unique: Vec<(Vec<u8>, Encoding)> = Vec::with_capacity(forms.len());
     for f in forms {

@@ -27,6 +27,7 @@
 mod ac;
 mod encode;
 mod scan;
+pub mod secrets;
 mod tokens;
 
 #[cfg(test)]
@@ -82,6 +83,7 @@ pub enum Encoding {
     Base64,
     UrlEncoded,
     Base64Url,
+    JsonEscaped,
 }
 
 impl Encoding {
@@ -92,6 +94,7 @@ impl Encoding {
             Encoding::Base64 => "base64",
             Encoding::UrlEncoded => "url-encoded",
             Encoding::Base64Url => "base64url",
+            Encoding::JsonEscaped => "json-escaped",
         }
     }
 }
@@ -143,8 +146,12 @@ struct Inner {
     secrets: Vec<(String, Option<&'static [&'static str]>)>,
     patterns: Vec<Pattern>,
     automaton: ac::Automaton,
-    /// Raw bytes a stream scanner holds back.
+    /// Raw bytes a stream scanner holds back at most.
     hold: usize,
+    /// The longest form, in decoded bytes (line breaks not counted).
+    longest_form: usize,
+    /// Texts that spell a named secret, longest first, for [`Detector::redact`].
+    redact: Vec<Vec<u8>>,
 }
 
 /// Looks for the job's secrets and well-known tokens. Cheap to clone.
@@ -159,6 +166,7 @@ impl Detector {
         let mut names = Vec::new();
         let mut patterns = Vec::new();
         let mut forms = Vec::new();
+        let mut redact = Vec::new();
         for s in secrets {
             if s.value.len() < MIN_SECRET_LEN {
                 tracing::warn!(
@@ -168,7 +176,28 @@ impl Detector {
                 continue;
             }
             let id = names.len() as u32;
+            for upper in [true, false] {
+                redact.push(encode::percent_encode(&s.value, upper));
+            }
+            // As a JSON string spells it (records are JSON).
+            if let Ok(text) = std::str::from_utf8(&s.value)
+                && let Ok(json) = serde_json::to_string(text)
+            {
+                redact.push(json.as_bytes()[1..json.len() - 1].to_vec());
+            }
             for (bytes, encoding) in encode::forms(&s.value) {
+                if bytes.len() >= MIN_SECRET_LEN {
+                    redact.push(bytes.clone());
+                }
+                // Line breaks are not matched (the scan skips them too): base64 wrapped at 76
+                // columns, a multi-line key sent with other line endings, are still found.
+                let bytes: Vec<u8> = bytes
+                    .into_iter()
+                    .filter(|b| !matches!(b, b'\r' | b'\n'))
+                    .collect();
+                if bytes.is_empty() {
+                    continue;
+                }
                 patterns.push(Pattern {
                     secret: id,
                     encoding,
@@ -190,8 +219,28 @@ impl Detector {
                 patterns,
                 automaton,
                 hold,
+                longest_form: forms.iter().map(Vec::len).max().unwrap_or(0),
+                redact: {
+                    redact.sort_by_key(|r| std::cmp::Reverse(r.len()));
+                    redact.dedup();
+                    redact
+                },
             }),
         }
+    }
+
+    /// `text` with every plain, percent-encoded or base64 spelling of a named secret replaced
+    /// by `***` (the last defence for what Warden writes: records quote command lines, URLs
+    /// and reasons). `None` when there was nothing to replace.
+    pub fn redact(&self, text: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for form in &self.inner.redact {
+            let current = out.as_deref().unwrap_or(text);
+            if let Some(replaced) = replace_all(current, form, b"***") {
+                out = Some(replaced);
+            }
+        }
+        out
     }
 
     /// Everything found in `bytes`, a URL or a header value, each finding once.
@@ -249,6 +298,31 @@ impl fmt::Debug for Detector {
             .field("hold", &self.inner.hold)
             .finish()
     }
+}
+
+/// `haystack` with each `needle` replaced, or `None` when there is none.
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut last = 0;
+    while i + needle.len() <= haystack.len() {
+        if &haystack[i..i + needle.len()] == needle {
+            out.extend_from_slice(&haystack[last..i]);
+            out.extend_from_slice(with);
+            i += needle.len();
+            last = i;
+        } else {
+            i += 1;
+        }
+    }
+    if last == 0 {
+        return None;
+    }
+    out.extend_from_slice(&haystack[last..]);
+    Some(out)
 }
 
 /// `host:port` → `host`; an IPv6 literal keeps its brackets' content whole.

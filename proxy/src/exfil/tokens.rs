@@ -221,6 +221,12 @@ impl Matcher {
         self.prev = b;
     }
 
+    /// Bytes the longest open candidate has matched: a later hit starts within the last that
+    /// many bytes (or after).
+    pub fn open_len(&self) -> usize {
+        self.open.iter().map(|o| o.matched).max().unwrap_or(0)
+    }
+
     /// End of input: a body still open ends here.
     pub fn finish(&mut self, hits: &mut Vec<Hit>) {
         for o in self.open.drain(..) {

@@ -39,6 +39,21 @@ pub enum Host {
     },
 }
 
+impl Host {
+    /// Whether `name` is this host: case-insensitive, a trailing dot ignored; a wildcard matches
+    /// subdomains at any depth but not its parent; a network matches no name.
+    pub fn matches_name(&self, name: &str) -> bool {
+        let name = normalize_name(name);
+        match self {
+            Host::Exact(n) => *n == name,
+            Host::Wildcard(suffix) => name
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            Host::Network { .. } => false,
+        }
+    }
+}
+
 /// One `allowed-endpoints` entry, parsed.
 ///
 /// `Display` gives back a canonical text form (used in records as `rule`, and in 403 bodies as
@@ -144,19 +159,8 @@ impl Endpoint {
     /// `name` is compared case-insensitively, ignoring a trailing dot. The linear reference for
     /// the index in `Policy`.
     pub fn matches_name(&self, name: &str, port: u16) -> bool {
-        if self.port != Some(port) {
-            return false;
-        }
-        let name = normalize_name(name);
-        match &self.host {
-            Host::Exact(n) => *n == name,
-            Host::Wildcard(suffix) => name
-                .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-            Host::Network { .. } => false,
-        }
+        self.port == Some(port) && self.host.matches_name(name)
     }
-
     /// Whether this rule allows `ip:port` (TCP or UDP). v4-mapped IPv6 addresses match as IPv4.
     pub fn matches_ip(&self, ip: IpAddr, port: u16) -> bool {
         let Host::Network { addr, prefix } = self.host else {

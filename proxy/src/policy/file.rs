@@ -6,6 +6,12 @@
 //!   - github.com             # (quote entries that start with '*' or '[': YAML reads those
 //!   - "*.githubusercontent.com"  #  as an alias or a list)
 //!   - "[2001:db8::/32]:443"
+//! allowed-urls:              # strict mode: only these requests on these hosts
+//!   - GET https://github.com/my-org/**
+//! secret-env: [DEPLOY_KEY]   # environment variables holding secrets to look for
+//! secret-audiences:          # where a named secret may be sent
+//!   DEPLOY_KEY: [deploy.example.com]
+//! upload-budget: 50MiB       # per destination host; more is flagged
 //! file-monitoring:           # with --workspace (docs/file-monitoring.md)
 //!   ignore:                  # gitignore-style globs: counted, never recorded or flagged
 //!     - "dist/"
@@ -26,7 +32,10 @@ use std::{fmt, path::Path};
 use saphyr::{MarkedYaml, ScalarStyle, YamlData, YamlLoader};
 use saphyr_parser::{Marker, Parser, Span};
 
-use super::{Endpoint, Mode, parse_endpoint_list};
+use super::{
+    Endpoint, Mode, parse_endpoint_list,
+    url::{UrlRule, parse_url_rule_list},
+};
 
 /// The keys a policy file may have. Anything else is a problem (DESIGN.md "Precedence").
 pub const KEYS: &[&str] = &[
@@ -34,6 +43,10 @@ pub const KEYS: &[&str] = &[
     "allowed-endpoints",
     "tls-inspection",
     "no-inspect",
+    "allowed-urls",
+    "secret-env",
+    "secret-audiences",
+    "upload-budget",
     "file-monitoring",
 ];
 
@@ -85,6 +98,14 @@ pub struct PolicyFile {
     pub tls_inspection: Option<bool>,
     /// `no-inspect`: hosts (names or `*.` wildcards) never inspected.
     pub no_inspect: Option<Vec<Endpoint>>,
+    /// `allowed-urls`: strict mode's URL rules.
+    pub allowed_urls: Option<Vec<UrlRule>>,
+    /// `secret-env`: names of environment variables holding secrets.
+    pub secret_env: Option<Vec<String>>,
+    /// `secret-audiences`: secret name → the hosts it may be sent to, in written order.
+    pub secret_audiences: Option<Vec<(String, Vec<Endpoint>)>>,
+    /// `upload-budget`: bytes per destination host.
+    pub upload_budget: Option<u64>,
     /// `file-monitoring`: ignored paths and expected writers.
     pub file_monitoring: Option<crate::files::Rules>,
 }
@@ -233,6 +254,10 @@ impl Checker<'_> {
             }
             "tls-inspection" => policy.tls_inspection = self.boolean(v, "tls-inspection"),
             "no-inspect" => policy.no_inspect = self.endpoints(v, "no-inspect"),
+            "allowed-urls" => policy.allowed_urls = self.url_rules(v),
+            "secret-env" => policy.secret_env = self.names(v, "secret-env"),
+            "secret-audiences" => policy.secret_audiences = self.audiences(v),
+            "upload-budget" => policy.upload_budget = self.size(v, "upload-budget"),
             "file-monitoring" => policy.file_monitoring = Some(self.file_monitoring(v)),
             _ => {
                 let message = format!("unknown key; expected one of: {}", KEYS.join(", "));
@@ -359,25 +384,201 @@ impl Checker<'_> {
     /// One string in the list syntax: each bad entry is reported where it is found in the source
     /// (or at the string's start, when escapes or folding make it impossible to find).
     fn endpoint_string(&mut self, span: Span, text: &str, key: &str) -> Option<Vec<Endpoint>> {
-        let errors = match parse_endpoint_list(text) {
-            Ok(list) => return Some(list),
-            Err(errors) => errors,
-        };
+        match parse_endpoint_list(text) {
+            Ok(list) => Some(list),
+            Err(errors) => {
+                let errors = errors.into_iter().map(|e| (e.entry, e.reason.to_string()));
+                self.entry_errors(span, key, errors);
+                None
+            }
+        }
+    }
+
+    /// Reports each `(entry, message)` of a string value where the entry is in the source.
+    fn entry_errors(
+        &mut self,
+        span: Span,
+        key: &str,
+        errors: impl IntoIterator<Item = (String, String)>,
+    ) {
         let source = char_slice(self.text, span.start.index(), span.end.index());
         let mut cursor = 0;
-        for e in errors {
-            let at = match source[cursor..].find(&e.entry) {
+        for (entry, message) in errors {
+            let at = match source[cursor..].find(&entry) {
                 Some(found) => {
                     let at = advance(span.start, &source[..cursor + found]);
-                    cursor += found + e.entry.len();
+                    cursor += found + entry.len();
                     at
                 }
                 None => span.start,
             };
-            self.problem(at, key, &e.entry, e.reason.to_string());
+            self.problem(at, key, &entry, message);
         }
-        None
     }
+
+    /// `allowed-urls`: a list of URL rules, or one string of them (separated by commas or
+    /// newlines: a space separates a method from its URL).
+    fn url_rules(&mut self, v: &MarkedYaml<'_>) -> Option<Vec<UrlRule>> {
+        const KEY: &str = "allowed-urls";
+        let v = untag(v);
+        if is_null(v) {
+            return Some(Vec::new());
+        }
+        if let Some(text) = scalar(v) {
+            return match parse_url_rule_list(text) {
+                Ok(rules) => Some(rules),
+                Err(errors) => {
+                    let errors = errors.into_iter().map(|e| (e.entry, e.reason.to_string()));
+                    self.entry_errors(v.span, KEY, errors);
+                    None
+                }
+            };
+        }
+        let items = self.sequence(v, KEY)?;
+        let mut good = Vec::with_capacity(items.len());
+        for item in items.iter().map(untag) {
+            let Some(text) = scalar(item) else {
+                self.problem(
+                    item.span.start,
+                    KEY,
+                    "",
+                    "expected a string such as \
+                    \"GET https://github.com/my-org/**\"",
+                );
+                continue;
+            };
+            match text.parse::<UrlRule>() {
+                Ok(r) => good.push(r),
+                Err(e) => self.problem(item.span.start, KEY, text, e.reason.to_string()),
+            }
+        }
+        (good.len() == items.len()).then_some(good)
+    }
+
+    /// The items of a list value, or a problem.
+    fn sequence<'n, 'a>(
+        &mut self,
+        v: &'n MarkedYaml<'a>,
+        key: &str,
+    ) -> Option<&'n Vec<MarkedYaml<'a>>> {
+        match &v.data {
+            YamlData::Sequence(items) => Some(items),
+            _ => {
+                let message = "expected a list of entries or one string of entries";
+                self.problem(v.span.start, key, "", message);
+                None
+            }
+        }
+    }
+
+    /// `secret-env`: environment variable names, as a list or one string (whitespace or commas).
+    fn names(&mut self, v: &MarkedYaml<'_>, key: &str) -> Option<Vec<String>> {
+        let v = untag(v);
+        if is_null(v) {
+            return Some(Vec::new());
+        }
+        let mut found: Vec<(&str, Marker)> = Vec::new();
+        if let Some(text) = scalar(v) {
+            found.extend(
+                text.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|n| !n.is_empty())
+                    .map(|n| (n, v.span.start)),
+            );
+        } else {
+            for item in self.sequence(v, key)?.iter().map(untag) {
+                match scalar(item) {
+                    Some(text) => found.push((text, item.span.start)),
+                    None => self.problem(item.span.start, key, "", "expected a variable name"),
+                }
+            }
+        }
+        let mut good = Vec::new();
+        for (name, at) in found {
+            if is_env_name(name) {
+                good.push(name.to_string());
+            } else {
+                let message = "not an environment variable name (letters, digits and '_', not \
+                               starting with a digit)";
+                self.problem(at, key, name, message);
+            }
+        }
+        Some(good)
+    }
+
+    /// `secret-audiences`: a mapping of secret names to host lists.
+    fn audiences(&mut self, v: &MarkedYaml<'_>) -> Option<Vec<(String, Vec<Endpoint>)>> {
+        const KEY: &str = "secret-audiences";
+        let v = untag(v);
+        if is_null(v) {
+            return Some(Vec::new());
+        }
+        let YamlData::Mapping(map) = &v.data else {
+            let message = "expected a mapping of secret names to lists of hosts";
+            self.problem(v.span.start, KEY, "", message);
+            return None;
+        };
+        let mut good = Vec::new();
+        let mut bad = false;
+        for (k, hosts) in map {
+            let Some(name) = scalar(k).filter(|n| is_env_name(n)) else {
+                let message = "expected a secret's name (letters, digits and '_')";
+                self.problem(k.span.start, KEY, scalar(k).unwrap_or_default(), message);
+                bad = true;
+                continue;
+            };
+            match self.endpoints(hosts, KEY) {
+                Some(list) => good.push((name.to_string(), list)),
+                None => bad = true,
+            }
+        }
+        (!bad).then_some(good)
+    }
+
+    /// A size: bytes, or a number with `KB`, `KiB`, `MB`, `MiB`, `GB` or `GiB`.
+    fn size(&mut self, v: &MarkedYaml<'_>, key: &str) -> Option<u64> {
+        let text = scalar(untag(v)).unwrap_or_default();
+        match parse_size(text) {
+            Ok(n) => Some(n),
+            Err(message) => {
+                self.problem(v.span.start, key, text, message);
+                None
+            }
+        }
+    }
+}
+
+/// Whether `name` is a portable environment variable name.
+pub fn is_env_name(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Parses a size: a whole number of bytes, optionally followed (with or without a space) by
+/// `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(
+                "expected a size such as 50MiB (units B, KB, KiB, MB, MiB, GB, GiB)".into(),
+            );
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| "expected a size above zero such as 50MiB".into())
 }
 
 /// A node without its tag (`!!str x` is `x`).

@@ -92,6 +92,7 @@ pub struct Policy {
     /// Canonical texts of the built-in allowances the user did not also list.
     builtin: HashSet<String>,
     inspection: Inspection,
+    exfil: Exfil,
     files: crate::files::Rules,
 }
 
@@ -102,6 +103,63 @@ pub struct Inspection {
     pub enabled: bool,
     /// Hosts (exact names or `*.` wildcards) passed through uninspected.
     pub no_inspect: Vec<Host>,
+    /// Strict mode (`allowed-urls`): the hosts these rules name are inspected even when
+    /// `enabled` is false, and only the requests they match are allowed there.
+    pub urls: url::UrlRules,
+}
+
+impl Inspection {
+    /// Whether any connection may be inspected (everything, or strict hosts only).
+    pub fn needed(&self) -> bool {
+        self.enabled || !self.urls.is_empty()
+    }
+}
+
+/// Exfiltration detection: the job's secrets and where each may go, and the upload budget.
+#[derive(Debug, Clone)]
+pub struct Exfil {
+    /// Finds the named secrets and the well-known token formats.
+    pub detector: crate::exfil::Detector,
+    /// `secret-audiences`: hosts a named secret may be sent to (replacing the audience of its
+    /// token format, if it has one).
+    pub audiences: Vec<(String, Vec<Host>)>,
+    /// `upload-budget`: bytes per destination host over which an `upload-budget` anomaly is
+    /// flagged.
+    pub upload_budget: Option<u64>,
+}
+
+impl Default for Exfil {
+    fn default() -> Self {
+        Exfil {
+            detector: crate::exfil::Detector::new(Vec::new()),
+            audiences: Vec::new(),
+            upload_budget: None,
+        }
+    }
+}
+
+impl Exfil {
+    /// Whether `finding` may be sent to `host` (a name, optionally with `:port`): a declared
+    /// audience first, else its token format's. A named secret of unknown audience belongs
+    /// nowhere: the user named it as a secret without saying where it may go.
+    pub fn allowed_to(&self, finding: &crate::exfil::Finding, host: &str) -> bool {
+        if finding.kind == crate::exfil::Kind::Named
+            && let Some((_, hosts)) = self.audiences.iter().find(|(n, _)| *n == finding.name)
+        {
+            let name = host_only(host);
+            return hosts.iter().any(|h| h.matches_name(&name));
+        }
+        crate::exfil::Detector::is_audience(finding, host)
+    }
+}
+
+/// `host:port` or `[v6]:port` → the lowercase host without trailing dot.
+fn host_only(host: &str) -> String {
+    let h = match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
 }
 
 impl Policy {
@@ -114,6 +172,7 @@ impl Policy {
             index,
             builtin: HashSet::new(),
             inspection: Inspection::default(),
+            exfil: Exfil::default(),
             files: crate::files::Rules::default(),
         }
     }
@@ -138,6 +197,16 @@ impl Policy {
     /// The same policy with `inspection` settings.
     pub fn with_inspection(self, inspection: Inspection) -> Policy {
         Policy { inspection, ..self }
+    }
+
+    /// The same policy with exfiltration settings.
+    pub fn with_exfil(self, exfil: Exfil) -> Policy {
+        Policy { exfil, ..self }
+    }
+
+    /// Exfiltration detection settings.
+    pub fn exfil(&self) -> &Exfil {
+        &self.exfil
     }
 
     /// TLS inspection settings.

@@ -15,6 +15,7 @@ use super::{
     Context, enforce,
     guard::{Claimed, RecordGuard},
     http1::Requests,
+    inspect::Plan,
     origdst,
     relay::{self, RelayError, Side},
     sniffing::{self, Verdict},
@@ -167,15 +168,52 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
         ctx.own_upstreams().insert(addr);
     }
     let _forget = Forget(ctx, own);
-    if let (Some(inspector), Some(sni), false) = (&ctx.inspect, &claimed.name, claimed.http) {
-        let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
-        let exe = rec
-            .record()
-            .process
-            .as_ref()
-            .map_or(String::new(), |p| p.exe.clone());
-        match inspector.skip_reason(sni, &claimed.alpn, orig.dst.port(), builtin, &exe) {
-            None => {
+    if let Some(inspector) = &ctx.inspect {
+        let port = orig.dst.port();
+        let tls = !claimed.http;
+        let plan = match &claimed.name {
+            Some(name) => {
+                let builtin = decision.flags.contains(&crate::policy::FLAG_BUILTIN);
+                let exe = rec
+                    .record()
+                    .process
+                    .as_ref()
+                    .map_or(String::new(), |p| p.exe.clone());
+                inspector.plan(name, &claimed.alpn, port, builtin, &exe, tls)
+            }
+            None => Plan::Pass(None),
+        };
+        // A strict host reached under another name, or none (no SNI, ECH, an address rule):
+        // its URL rules could not be applied.
+        let named_strict = claimed
+            .name
+            .as_deref()
+            .is_some_and(|n| inspector.is_strict(n, port));
+        let plan = if named_strict {
+            plan
+        } else {
+            let ip_names = ctx
+                .dns
+                .as_deref()
+                .map(|d| d.names.names_for(orig.dst.ip().to_canonical()))
+                .unwrap_or_default();
+            let by_name = claimed.name.is_some() && !claimed.ech;
+            match inspector.strict_by_address(decision.rule.as_deref(), by_name, &ip_names, port) {
+                Some(host) if ctx.policy.mode() == Mode::Block => Plan::Refuse(format!(
+                    "the destination is the strict host {host} (allowed-urls), but the \
+                     connection does not name it (no SNI or Host, ECH, or another name): its URL \
+                     rules could not be applied"
+                )),
+                Some(host) => Plan::Pass(Some(format!(
+                    "the destination is the strict host {host}, but the connection does not \
+                     name it; its URL rules were not applied"
+                ))),
+                None => plan,
+            }
+        };
+        match plan {
+            Plan::Inspect if tls => {
+                let name = claimed.name.as_deref().unwrap_or_default();
                 let log = ctx.log.clone();
                 inspector
                     .intercept(
@@ -184,17 +222,33 @@ async fn proxy(ctx: &Context, rec: &mut RecordGuard, mut client: TcpStream, orig
                         client,
                         buf,
                         upstream,
-                        sni,
+                        name,
                         &claimed.alpn,
                         ctx.cancel.subscribe(),
                     )
                     .await;
                 return;
             }
-            Some(why) => {
+            Plan::Inspect => {
+                let name = claimed.name.as_deref().unwrap_or_default();
+                let log = ctx.log.clone();
+                let cancel = ctx.cancel.subscribe();
+                inspector
+                    .bridge_plain(log, rec, client, buf, upstream, name, cancel)
+                    .await;
+                return;
+            }
+            Plan::Refuse(why) => {
+                rec.blocked_midway();
+                rec.reason(format!("refused: {why}"));
+                reset(client);
+                return;
+            }
+            Plan::Pass(Some(why)) => {
                 rec.flag("not-inspected");
                 rec.reason(format!("not inspected: {why}"));
             }
+            Plan::Pass(None) => {}
         }
     }
     // Block mode follows plain HTTP request by request: a later request may not name another

@@ -115,7 +115,10 @@ impl RecordGuard {
                 self.rec.http = Some(Http {
                     host: head.host.clone(),
                     method: head.method.clone(),
-                    url: strip_query(&head.path).to_string(),
+                    url: crate::proxy::inspect::judge::redact_secrets(
+                        &self.ctx.policy,
+                        strip_query(&head.path),
+                    ),
                     version: None,
                     status: None,
                 });
@@ -179,7 +182,9 @@ impl RecordGuard {
             None => d.reason.clone(),
         });
         for flag in &d.flags {
-            if !self.rec.flags.iter().any(|f| f == flag) {
+            if crate::audit::ANOMALY_FLAGS.contains(flag) {
+                self.rec.anomaly(flag, d.reason.clone());
+            } else if !self.rec.flags.iter().any(|f| f == flag) {
                 self.rec.flags.push((*flag).to_string());
             }
         }

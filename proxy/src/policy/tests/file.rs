@@ -264,3 +264,39 @@ fn file_monitoring_problems_name_line_and_key() {
         [(1, 18, "file-monitoring", "")]
     );
 }
+
+#[test]
+fn url_secret_and_budget_keys() {
+    let text = "allowed-urls:\n  - GET https://github.com/my-org/**\nsecret-env: [A_KEY, B]\n\
+                secret-audiences:\n  A_KEY: [deploy.example, \"*.cdn.example\"]\nupload-budget: 5MiB\n";
+    let f = file::parse(text, "p.yml").unwrap();
+    assert_eq!(
+        f.allowed_urls.unwrap()[0].to_string(),
+        "GET https://github.com/my-org/**"
+    );
+    assert_eq!(f.secret_env.unwrap(), ["A_KEY", "B"]);
+    let audiences = f.secret_audiences.unwrap();
+    assert_eq!(audiences[0].0, "A_KEY");
+    assert_eq!(audiences[0].1.len(), 2);
+    assert_eq!(f.upload_budget, Some(5 << 20));
+}
+
+#[test]
+fn url_secret_and_budget_problems_name_line_and_value() {
+    let text = "allowed-urls:\n  - GET https://github.com\n  - ftp://x.example/\n\
+                secret-env: [1BAD]\nsecret-audiences: [x]\nupload-budget: lots\n";
+    let problems = file::parse(text, "p.yml").unwrap_err();
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| shown.iter().any(|p| p.contains(needle));
+    assert!(
+        has("p.yml:2:5: key allowed-urls: \"GET https://github.com\": has no path"),
+        "{shown:#?}"
+    );
+    assert!(
+        has("p.yml:3:5: key allowed-urls: \"ftp://x.example/\""),
+        "{shown:#?}"
+    );
+    assert!(has("key secret-env: \"1BAD\""), "{shown:#?}");
+    assert!(has("key secret-audiences"), "{shown:#?}");
+    assert!(has("p.yml:6:16: key upload-budget: \"lots\""), "{shown:#?}");
+}

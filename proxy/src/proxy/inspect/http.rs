@@ -10,7 +10,7 @@
 use std::{
     convert::Infallible,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Instant,
@@ -25,12 +25,20 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{body::Counted, redact};
-use crate::audit::{AuditLog, Bytes as ByteCounts, Decision, Http, Kind, Record};
+use super::{
+    body::Counted,
+    judge, redact,
+    scan_body::{Found, Scanned},
+};
+use crate::{
+    audit::{AuditLog, Bytes as ByteCounts, Decision, Http, Kind, Record},
+    lock,
+    policy::Policy,
+};
 
 /// What a response body is: the server's, counted, or Warden's own (an error page).
 pub type ResponseBody = Either<Counted<Incoming, RequestRecord>, Full<Bytes>>;
-type UpstreamBody = Counted<Incoming, ()>;
+type UpstreamBody = Counted<Scanned<Incoming>, ()>;
 
 /// Warden's end of the connection to the real server.
 pub enum Upstream {
@@ -45,10 +53,12 @@ pub enum Upstream {
 pub struct Dialer {
     /// The original destination.
     pub dst: std::net::SocketAddr,
-    /// The verified server name.
-    pub name: rustls::pki_types::ServerName<'static>,
-    /// The TLS client configuration (roots, ALPN) of the first connection.
-    pub config: Arc<rustls::ClientConfig>,
+    /// The verified server name and the TLS client configuration (roots, ALPN) of the first
+    /// connection; `None` for plain HTTP.
+    pub tls: Option<(
+        rustls::pki_types::ServerName<'static>,
+        Arc<rustls::ClientConfig>,
+    )>,
     /// Whether the first connection spoke h2 (the new one must too).
     pub h2: bool,
 }
@@ -58,8 +68,13 @@ impl Dialer {
         let tcp = crate::proxy::upstream::dial(self.dst)
             .await
             .map_err(|e| format!("reconnect: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(self.name.clone(), tcp)
+        let Some((name, config)) = &self.tls else {
+            return Upstream::handshake(tcp, false)
+                .await
+                .map_err(|e| format!("reconnect HTTP: {e}"));
+        };
+        let tls = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name.clone(), tcp)
             .await
             .map_err(|e| format!("reconnect TLS: {e}"))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -136,8 +151,15 @@ impl Connection {
 
 /// What every request of one connection shares.
 pub struct Connection {
-    /// The server name the client asked for (SNI), used when a request names no authority.
+    /// The server name the client asked for (SNI, or the first request's Host for plain
+    /// HTTP), used when a request names no authority.
     pub server_name: String,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// The original destination's port.
+    pub port: u16,
+    /// The session's policy (strict hosts, secrets, mode).
+    pub policy: Arc<Policy>,
     /// Where records go.
     pub log: Arc<AuditLog>,
     /// The connection record so far: process and destination are copied into request records.
@@ -167,6 +189,9 @@ pub struct RequestRecord {
     down: Arc<AtomicU64>,
     /// The response was delivered whole (or there was none to deliver).
     complete: bool,
+    /// What the body scan found, and where the body was going.
+    found: Arc<Mutex<Found>>,
+    host: String,
 }
 
 impl super::body::Ended for RequestRecord {
@@ -178,6 +203,24 @@ impl super::body::Ended for RequestRecord {
 impl Drop for RequestRecord {
     fn drop(&mut self) {
         let rec = &mut self.rec;
+        let found = std::mem::take(&mut *lock(&self.found));
+        if !found.bad.is_empty() {
+            let bad: Vec<_> = found
+                .bad
+                .into_iter()
+                .map(|f| (f, "the body".to_string()))
+                .collect();
+            let detail = judge::describe(&bad.iter().collect::<Vec<_>>(), &self.host);
+            rec.anomaly(judge::SECRET_EXFILTRATION, detail.clone());
+            if found.blocked {
+                rec.decision = Some(Decision::Blocked);
+                rec.rule = None;
+                rec.reason = Some(format!(
+                    "secret exfiltration: {detail}; the body was cut before it"
+                ));
+                self.complete = true;
+            }
+        }
         if !self.complete {
             rec.flags.push("incomplete".into());
             let why = "the response did not reach its end (the client went away or the server \
@@ -210,21 +253,58 @@ pub async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    let host = judge::host_of(&authority);
     let mut record = RequestRecord {
-        rec: request_record(&conn.template, &req, &authority, &target),
+        rec: request_record(&conn, &req, &authority, &target),
         log: conn.log.clone(),
         started: Instant::now(),
         up: Arc::default(),
         down: Arc::default(),
         complete: false,
+        found: Arc::default(),
+        host: host.clone(),
     };
+    let judgment = judge::judge(
+        &conn.policy,
+        &judge::Request {
+            scheme: conn.scheme,
+            server_name: &conn.server_name,
+            port: conn.port,
+            authority: &authority,
+            method: req.method(),
+            target: &target,
+            headers: req.headers(),
+        },
+    );
+    for (kind, detail) in judgment.anomalies {
+        record.rec.anomaly(kind, detail);
+    }
+    if let Some((decision, rule)) = judgment.decision {
+        record.rec.decision = Some(decision);
+        record.rec.rule = rule;
+    }
+    if let Some(reason) = judgment.reason {
+        record.rec.reason = Some(reason);
+    }
+    if let Some((tag, message)) = judgment.refusal {
+        return Ok(forbidden(record, tag, &message));
+    }
+    if req.headers().contains_key(header::UPGRADE) && !wants_upgrade(&req) {
+        // Only WebSocket is passed on: after an upgrade to anything else (`h2c`) the stream
+        // would carry requests Warden never judges. The server sees a plain request.
+        let headers = req.headers_mut();
+        headers.remove(header::UPGRADE);
+        headers.remove("http2-settings");
+        headers.remove(header::CONNECTION);
+        record.rec.flags.push("upgrade-removed".into());
+    }
     let client_upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // The server sees exactly the authority the record names (RFC 9112 §3.2.2: an
     // absolute-form target wins over Host).
     parts.headers.remove(header::HOST);
     if conn.dialer.h2 {
-        let uri = format!("https://{authority}{target}");
+        let uri = format!("{}://{authority}{target}", conn.scheme);
         parts.uri = Uri::try_from(uri).unwrap_or_else(|_| Uri::from_static("/"));
         parts.version = Version::HTTP_2;
     } else {
@@ -234,9 +314,15 @@ pub async fn forward(
             parts.headers.insert(header::HOST, host);
         }
     }
+    let body = Scanned::new(body, conn.policy.clone(), host, record.found.clone());
     let body = Counted::new(body, record.up.clone(), None);
     let response = match conn.send(Request::from_parts(parts, body)).await {
         Ok(r) => r,
+        Err(_) if lock(&record.found).blocked => {
+            let message = "refused: the request body carries a secret bound for a host it does \
+                           not belong to (see the audit log)";
+            return Ok(forbidden(record, judge::SECRET_EXFILTRATION, message));
+        }
         Err(e) => {
             record.rec.flags.push("upstream-error".into());
             record.rec.reason = Some(format!("upstream request: {e}"));
@@ -307,16 +393,23 @@ fn authority(req: &Request<Incoming>, sni: &str) -> String {
     }
 }
 
+/// An HTTP/1.1 request to switch to WebSocket (the one upgrade Warden passes on).
 fn wants_upgrade(req: &Request<Incoming>) -> bool {
-    req.version() == Version::HTTP_11 && req.headers().contains_key(header::UPGRADE)
+    req.version() == Version::HTTP_11
+        && req
+            .headers()
+            .get_all(header::UPGRADE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 fn request_record(
-    template: &Record,
+    conn: &Connection,
     req: &Request<Incoming>,
     authority: &str,
     target: &str,
 ) -> Record {
+    let template = &conn.template;
     let mut rec = Record::new(Kind::Request);
     rec.process = template.process.clone();
     rec.dst = template.dst.clone();
@@ -325,7 +418,7 @@ fn request_record(
     rec.http = Some(Http {
         host: Some(authority.to_string()),
         method: req.method().to_string(),
-        url: redact::url("https", authority, target),
+        url: judge::redact_secrets(&conn.policy, &redact::url(conn.scheme, authority, target)),
         version: Some(format!("{:?}", req.version())),
         status: None,
     });
@@ -345,5 +438,31 @@ fn bad_gateway(mut record: RequestRecord, why: &str) -> Response<ResponseBody> {
     response
         .headers_mut()
         .insert("x-warden", HeaderValue::from_static("upstream-error"));
+    response
+}
+
+/// Warden's refusal of one request: 403 with `x-warden: TAG` and `message`.
+fn forbidden(
+    mut record: RequestRecord,
+    tag: &'static str,
+    message: &str,
+) -> Response<ResponseBody> {
+    if let Some(http) = record.rec.http.as_mut() {
+        http.status = Some(StatusCode::FORBIDDEN.as_u16());
+    }
+    record.rec.decision = Some(Decision::Blocked);
+    record.rec.rule = None;
+    record.complete = true;
+    drop(record);
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!(
+        "{message}\n"
+    )))));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    let headers = response.headers_mut();
+    headers.insert("x-warden", HeaderValue::from_static(tag));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }

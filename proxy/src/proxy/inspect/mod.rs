@@ -8,6 +8,12 @@
 //! certificate. The client is then offered exactly the protocol the server chose (h2 or
 //! HTTP/1.1), and requests are bridged by [`http`].
 //!
+//! Each request is judged before it is sent on ([`judge`]: fronting, strict mode's URL rules,
+//! secrets in the URL and headers) and its body scanned as it streams ([`scan_body`]); see
+//! `docs/exfiltration.md`. Plain HTTP is bridged the same way ([`Inspector::bridge_plain`]).
+//! Strict hosts (`allowed-urls`) are inspected even when inspection is otherwise off, and never
+//! passed through in block mode ([`Inspector::plan`]).
+//!
 //! Not inspected (relayed as they are): hosts in `--no-inspect`, what a built-in allowance
 //! allowed (the runner's own services), streams that do not look like HTTPS (no `h2`/`http/1.1`
 //! ALPN, other than on port 443), and a host whose client rejected Warden's certificate earlier
@@ -16,7 +22,9 @@
 
 mod body;
 pub mod http;
+pub(crate) mod judge;
 mod redact;
+mod scan_body;
 mod stream;
 
 use std::{
@@ -36,7 +44,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::{conn::reset, guard::RecordGuard};
-use crate::{audit::AuditLog, lock, policy::Host};
+use crate::{
+    audit::AuditLog,
+    lock,
+    policy::{Mode, Policy},
+};
 
 /// How long either TLS handshake may take: a server that accepts TCP and never answers TLS must
 /// not hold the client's connection open until Warden stops.
@@ -71,23 +83,34 @@ pub trait Leaves: Send + Sync {
     fn leaf(&self, server_name: &str) -> Result<Arc<CertifiedKey>, String>;
 }
 
+/// What to do with one connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Intercept it.
+    Inspect,
+    /// Relay it untouched; with the reason when inspection was expected.
+    Pass(Option<String>),
+    /// Refuse it (block mode: a strict host that cannot be inspected).
+    Refuse(String),
+}
+
 /// Inspection settings and state for one session.
 pub struct Inspector {
     leaves: Arc<dyn Leaves>,
     upstream: ClientConfig,
-    no_inspect: Vec<Host>,
+    policy: Arc<Policy>,
     /// Hosts whose clients rejected Warden's certificate: passed through from then on.
     rejected: Mutex<HashSet<String>>,
 }
 
 impl Inspector {
     /// Inspection minting with `leaves`, verifying servers against `roots` (PEM certificates
-    /// as they were before Warden's CA; `--upstream-ca` files added by the caller), and
-    /// passing `no_inspect` hosts through.
+    /// as they were before Warden's CA; `--upstream-ca` files added by the caller), as
+    /// `policy`'s inspection settings say (everything or strict hosts only, `no-inspect`).
     pub fn new(
         leaves: Arc<dyn Leaves>,
         roots: Vec<CertificateDer<'static>>,
-        no_inspect: Vec<Host>,
+        policy: Arc<Policy>,
     ) -> Result<Self, Error> {
         let mut store = RootCertStore::empty();
         let (added, _ignored) = store.add_parsable_certificates(roots);
@@ -102,39 +125,121 @@ impl Inspector {
         Ok(Self {
             leaves,
             upstream,
-            no_inspect,
+            policy,
             rejected: Mutex::default(),
         })
     }
 
-    /// Why a TLS connection to `sni` (which offered `alpn`, to `port`) is not inspected, or
-    /// `None` when it is. `builtin`: a built-in allowance allowed it.
-    pub fn skip_reason(
+    /// What to do with a TLS connection to `sni` (which offered `alpn`) on `port`, or with
+    /// plain HTTP (`tls` false) naming `sni` as its Host. `builtin`: a built-in allowance
+    /// allowed it.
+    pub fn plan(
         &self,
         sni: &str,
         alpn: &[String],
         port: u16,
         builtin: bool,
         client_exe: &str,
-    ) -> Option<&'static str> {
-        let http = alpn
-            .iter()
-            .any(|p| p == "h2" || p == "http/1.1" || p == "http/1.0")
+        tls: bool,
+    ) -> Plan {
+        let inspection = self.policy.inspection();
+        let strict = inspection.urls.for_host(sni, port);
+        let block = self.policy.mode() == Mode::Block;
+        let http = !tls
+            || alpn
+                .iter()
+                .any(|p| p == "h2" || p == "http/1.1" || p == "http/1.0")
             || (alpn.is_empty() && port == 443);
         if !http {
-            return Some("not HTTPS (no HTTP ALPN, and not port 443)");
+            return match (strict, block) {
+                (true, true) => Plan::Refuse(
+                    "the host is strict (allowed-urls) but this is not HTTPS (no HTTP ALPN): \
+                     its URL rules cannot be applied"
+                        .into(),
+                ),
+                (true, false) => Plan::Pass(Some(
+                    "not HTTPS (no HTTP ALPN): the host's URL rules were not applied".into(),
+                )),
+                (false, _) if inspection.enabled && tls => {
+                    Plan::Pass(Some("not HTTPS (no HTTP ALPN, and not port 443)".into()))
+                }
+                (false, _) => Plan::Pass(None),
+            };
+        }
+        if strict {
+            // Strict hosts are always inspected: a built-in allowance or an earlier rejection
+            // does not exempt them in block mode (a client that pins fails, closed).
+            let name = sni.trim_end_matches('.').to_ascii_lowercase();
+            if !block && lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
+                return Plan::Pass(Some(
+                    "this program rejected Warden's certificate for it earlier in the job (its \
+                     URL rules were not applied)"
+                        .into(),
+                ));
+            }
+            return Plan::Inspect;
+        }
+        if !inspection.enabled {
+            return Plan::Pass(None);
         }
         if builtin {
-            return Some("a built-in allowance (the runner's own service)");
+            return Plan::Pass(Some(
+                "a built-in allowance (the runner's own service)".into(),
+            ));
         }
         let name = sni.trim_end_matches('.').to_ascii_lowercase();
-        if self.no_inspect.iter().any(|h| matches_host(h, &name)) {
-            return Some("listed in --no-inspect");
+        if inspection.no_inspect.iter().any(|h| h.matches_name(&name)) {
+            return Plan::Pass(Some("listed in --no-inspect".into()));
         }
-        if lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
-            return Some("this program rejected Warden's certificate for it earlier in the job");
+        if !tls {
+            return Plan::Inspect;
         }
-        None
+        // In block mode a client that rejected Warden's certificate is not waved through: one
+        // forged alert would switch the secret checks off for it. It fails, closed; `no-inspect`
+        // lets it through on purpose.
+        if !block && lock(&self.rejected).contains(&rejection_key(&name, client_exe)) {
+            return Plan::Pass(Some(
+                "this program rejected Warden's certificate for it earlier in the job".into(),
+            ));
+        }
+        Plan::Inspect
+    }
+
+    /// Whether `name` on `port` is a strict host (named by `allowed-urls`).
+    pub fn is_strict(&self, name: &str, port: u16) -> bool {
+        self.policy.inspection().urls.for_host(name, port)
+    }
+
+    /// The strict host a connection that does not name one goes to, if any: the rule that
+    /// allowed it is a strict host's (an ECH or name-less connection allowed by its address's
+    /// names), or an address rule or no rule decided it (`by_name` false, or no name rule) and
+    /// the job's DNS answers name the address after a strict host. A connection its own,
+    /// non-strict SNI allowed is left alone even on a shared address.
+    pub fn strict_by_address(
+        &self,
+        rule: Option<&str>,
+        by_name: bool,
+        ip_names: &[String],
+        port: u16,
+    ) -> Option<String> {
+        let urls = &self.policy.inspection().urls;
+        if urls.is_empty() {
+            return None;
+        }
+        if let Some(rule) = rule
+            && let Some(host) = urls.hosts().iter().find(|h| h.to_string() == rule)
+        {
+            return Some(host.to_string());
+        }
+        let by_name_rule = by_name
+            && rule.is_some_and(|r| {
+                r.parse::<crate::policy::Endpoint>()
+                    .is_ok_and(|e| !matches!(e.host(), crate::policy::Host::Network { .. }))
+            });
+        if by_name_rule {
+            return None;
+        }
+        ip_names.iter().find(|n| urls.for_host(n, port)).cloned()
     }
 
     /// Intercepts one connection: `client` has sent `hello` (its ClientHello, already read);
@@ -250,10 +355,14 @@ impl Inspector {
                     let key = rejection_key(&sni.trim_end_matches('.').to_ascii_lowercase(), exe);
                     lock(&self.rejected).insert(key);
                     rec.flag("client-rejected-certificate");
+                    let next = if self.policy.mode() == Mode::Block {
+                        "block mode keeps inspecting it (add it to no-inspect to let it through)"
+                    } else {
+                        "its next connections to it are passed through uninspected"
+                    };
                     rec.reason(format!(
                         "the client rejected Warden's certificate ({e}): it pins its server's \
-                         certificate or uses its own roots; its next connections to {sni} are \
-                         passed through uninspected"
+                         certificate or uses its own roots; {next} ({sni})"
                     ));
                 } else {
                     rec.flag("client-tls-error");
@@ -278,19 +387,87 @@ impl Inspector {
         };
         let conn = Arc::new(http::Connection {
             server_name: sni.to_string(),
+            scheme: "https",
+            port: dst.port(),
+            policy: self.policy.clone(),
             log,
             template: rec.record().clone(),
             upstream: tokio::sync::Mutex::new(upstream),
             dialer: http::Dialer {
                 dst,
-                name,
-                config: upstream_config,
+                tls: Some((name, upstream_config)),
                 h2,
             },
             requests: AtomicU64::new(0),
             upgrades: Arc::new(tokio::sync::Semaphore::new(http::MAX_UPGRADES as usize)),
             cancel,
         });
+        serve(rec, conn, client, h2).await;
+    }
+
+    /// Bridges one plain-HTTP/1 connection request by request, like an inspected one: `client`
+    /// has sent `head` (read while sniffing, naming `host`); `server` is connected to the
+    /// destination.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn bridge_plain(
+        &self,
+        log: Arc<AuditLog>,
+        rec: &mut RecordGuard,
+        client: TcpStream,
+        head: Vec<u8>,
+        server: TcpStream,
+        host: &str,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) {
+        rec.flag("inspected");
+        rec.counters
+            .up
+            .fetch_add(head.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let Ok(dst) = server.peer_addr() else {
+            rec.flag("upstream-error");
+            reset(client);
+            return;
+        };
+        let counted = stream::Counting::new(client);
+        let (up, down) = (counted.up.clone(), counted.down.clone());
+        let _count = CountInto(rec, up, down);
+        let rec = &mut *_count.0;
+        let upstream = match http::Upstream::handshake(server, false).await {
+            Ok(u) => u,
+            Err(e) => {
+                rec.flag("upstream-error");
+                rec.reason(format!("HTTP with the server failed: {e}"));
+                return;
+            }
+        };
+        let conn = Arc::new(http::Connection {
+            server_name: host.to_string(),
+            scheme: "http",
+            port: dst.port(),
+            policy: self.policy.clone(),
+            log,
+            template: rec.record().clone(),
+            upstream: tokio::sync::Mutex::new(upstream),
+            dialer: http::Dialer {
+                dst,
+                tls: None,
+                h2: false,
+            },
+            requests: AtomicU64::new(0),
+            upgrades: Arc::new(tokio::sync::Semaphore::new(http::MAX_UPGRADES as usize)),
+            cancel,
+        });
+        serve(rec, conn, stream::Rewind::new(head, counted), false).await;
+    }
+}
+
+/// Serves the client's side of a bridged connection with hyper until it ends (and its upgraded
+/// streams with it).
+async fn serve<S>(rec: &mut RecordGuard, conn: Arc<http::Connection>, client: S, h2: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
         let service = {
             let conn = conn.clone();
             service_fn(move |req| http::forward(conn.clone(), req))
@@ -331,16 +508,6 @@ impl Drop for CountInto<'_> {
 /// certificate (one pinning client must not switch inspection off for the whole job).
 fn rejection_key(host: &str, exe: &str) -> String {
     format!("{host} {exe}")
-}
-
-fn matches_host(host: &Host, name: &str) -> bool {
-    match host {
-        Host::Exact(n) => n == name,
-        Host::Wildcard(suffix) => name
-            .strip_suffix(suffix.as_str())
-            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-        Host::Network { .. } => false,
-    }
 }
 
 /// The server's certificate did not verify (as opposed to a network or protocol failure).
