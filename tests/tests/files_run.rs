@@ -429,12 +429,21 @@ fn a_directory_moved_out_of_an_ignored_tree_is_watched_again() {
     ];
     let out = run(&netns, &repo, &steps, &[]);
     out.assert_success();
+    // Seen live, or (when the job wrote it before Warden handled the move, while the kernel
+    // still dropped the moved directory's events) found right after the move.
     let created = changes(&out.records, "src/sub/new.rs", "create");
-    assert_run_eq!(
+    assert_run!(
         out,
-        created.len(),
-        1,
+        !created.is_empty(),
         "the new source in the moved directory"
+    );
+    let sha = sha256(b"pub fn x() {}\n");
+    assert_run!(
+        out,
+        created
+            .iter()
+            .any(|r| r["file"]["sha256_after"] == sha.as_str()),
+        "with its content"
     );
 }
 

@@ -315,3 +315,28 @@ fn expected_writer_entries_are_checked() {
     assert!("src/**: ".parse::<detect::ExpectedWriter>().is_err());
     assert!("src/**: a b".parse::<detect::ExpectedWriter>().is_err());
 }
+
+#[test]
+fn files_found_after_an_ignored_directory_moved_are_recorded_once() {
+    let mut env = Fake::default();
+    env.content.insert("src/sub/new.rs".into(), "x".into());
+    let mut t = Tracker::new(None, Rules::default());
+    t.create(&mut env, "src/sub/seen.rs", 9);
+    t.close_write(&mut env, "src/sub/seen.rs");
+    t.found(&mut env, "src/sub/seen.rs", 5);
+    t.found(&mut env, "src/sub/new.rs", 5);
+    t.found(&mut env, "src/sub/new.rs", 5);
+    assert_eq!(t.out.len(), 2, "seen.rs was known; new.rs once");
+    let f = t.out[1].file.as_ref().unwrap();
+    assert_eq!(
+        (f.op, f.sha256_after.as_deref()),
+        ("create", Some("sha(x)"))
+    );
+    assert!(
+        t.out[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("moved out of an ignored")
+    );
+}

@@ -226,6 +226,29 @@ impl Tracker {
         self.emit(env, change, pid, false);
     }
 
+    /// `key` is there but no event about it was seen (its directory was ignored, then moved out
+    /// by `pid`): a `create` attributed to the move, saying so. Known paths are left alone.
+    pub fn found(&mut self, env: &mut dyn Env, key: &str, pid: u32) {
+        if self.files.contains_key(key) || self.ignored(env, key) {
+            return;
+        }
+        let after = env.sha256(key);
+        let change = FileChange {
+            path: key.into(),
+            op: "create",
+            sha256_after: after.clone(),
+            ..FileChange::default()
+        };
+        self.emit(env, change, pid, true);
+        if let Some(r) = self.out.last_mut() {
+            r.reason = Some(
+                "found in a directory moved out of an ignored one; its writer is not known".into(),
+            );
+        }
+        let state = self.files.entry(key.into()).or_default();
+        state.sha256 = after;
+    }
+
     /// Writes every pending change (hashing now): monitoring is stopping.
     pub fn flush_all(&mut self, env: &mut dyn Env) {
         let keys: Vec<String> = self

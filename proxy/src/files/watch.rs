@@ -5,6 +5,7 @@
 use std::{
     collections::HashSet,
     os::fd::OwnedFd,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -26,6 +27,8 @@ use super::{
 
 /// Ignore marks pin their directories' inodes: at most this many.
 const MAX_IGNORE_MARKS: usize = 20_000;
+/// Files recorded as found in a directory moved out of an ignored tree, at most.
+const MAX_FOUND: usize = 10_000;
 /// How long a wait for events lasts (stop wakes it at once through the wake pipe).
 const POLL: Duration = Duration::from_secs(1);
 
@@ -165,7 +168,7 @@ impl Watcher {
             self.git_housekeeping(k);
         }
         if dir && let (Some(f), Some(n)) = (&from, &new) {
-            self.unmark_moved(f, n);
+            self.unmark_moved(f, n, ev.pid);
         }
         let (t, env, pid) = (&mut self.tracker, &mut self.env, ev.pid);
         match (from, to) {
@@ -234,20 +237,30 @@ impl Watcher {
         self.env.git_ignored(&format!("{dir}/"))
     }
 
-    /// A directory moved from `from` (relative) to `new`: the ignore marks on it and below it
-    /// travel with the inodes, so they are removed (the new place may not be ignored; if it
-    /// is, marks come back with its next events).
-    fn unmark_moved(&mut self, from: &str, new: &std::path::Path) {
+    /// A directory moved from `from` (relative) to `new` by `pid`: the ignore marks on it and
+    /// below it travel with the inodes, so they are removed (the new place may not be ignored;
+    /// if it is, marks come back with its next events). Until Warden handled the move, changes
+    /// in the moved tree were still dropped by the kernel: what is there now and was never seen
+    /// is recorded as found.
+    fn unmark_moved(&mut self, from: &str, new: &Path, pid: u32) {
         let moved: Vec<String> = self
             .ignore_marks
             .iter()
             .filter(|d| d.as_str() == from || d.starts_with(&format!("{from}/")))
             .cloned()
             .collect();
+        if moved.is_empty() {
+            return;
+        }
         for d in moved {
             let below = d[from.len()..].trim_start_matches('/');
             let _ = sys::ignore_dir(&self.group, &new.join(below), false);
             self.ignore_marks.remove(&d);
+        }
+        for file in files_below(new, MAX_FOUND) {
+            if let Some(key) = self.env.roots.key(&file) {
+                self.tracker.found(&mut self.env, &key, pid);
+            }
         }
     }
 
@@ -308,4 +321,25 @@ impl Watcher {
             lost,
         }
     }
+}
+
+/// Regular files below `dir` (not following symbolic links), at most `max`.
+fn files_below(dir: &Path, max: usize) -> Vec<PathBuf> {
+    let (mut stack, mut found) = (vec![dir.to_path_buf()], Vec::new());
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => found.push(e.path()),
+                _ => {}
+            }
+            if found.len() >= max {
+                return found;
+            }
+        }
+    }
+    found
 }
