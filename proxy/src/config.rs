@@ -130,6 +130,7 @@ pub fn policy(flags: &PolicyFlags) -> Result<Policy, Vec<String>> {
         mode: flags.mode,
         allowed_endpoints: (!flags.allowed_endpoints.is_empty()).then_some(endpoints),
     };
+    let files = from_file.file_monitoring.clone().unwrap_or_default();
     let (mode, mut endpoints) = from_file.merge(overrides);
     // Naming a host in allowed-urls allows connections to it (its requests are then judged one
     // by one); an endpoint the user also listed stays theirs.
@@ -148,7 +149,10 @@ pub fn policy(flags: &PolicyFlags) -> Result<Policy, Vec<String>> {
     } else {
         Policy::new(mode, endpoints)
     };
-    Ok(policy.with_inspection(inspection).with_exfil(exfil))
+    Ok(policy
+        .with_inspection(inspection)
+        .with_exfil(exfil)
+        .with_file_monitoring(files))
 }
 
 /// Whether two host patterns can name the same host.

@@ -6,10 +6,10 @@
 //! the real destination, and writes one audit record per connection. The modules follow that
 //! path: [`cgroup`] and [`ebpf`] set up the kernel side, [`process`] keeps the process table the
 //! tracepoints feed, [`proxy`] accepts, sniffs and relays, [`audit`] writes records and the
-//! summary, and [`run`] wires them together for the `run` subcommand. On a GitHub Actions runner
-//! [`step`] names the workflow step behind each process, and [`report`] renders a log as the job
-//! summary the GitHub Action writes.
-// `unsafe` is denied everywhere but the thin syscall layer in `sys`.
+//! summary, [`files`] watches the workspace for source tampering, and [`run`] wires them
+//! together for the `run` subcommand. On a GitHub Actions runner [`step`] names the workflow step
+//! behind each process, and [`report`] renders a log as the job summary the GitHub Action writes.
+// `unsafe` is denied everywhere but the thin syscall layers in `sys` and `files::sys`.
 #![deny(unsafe_code)]
 
 pub mod audit;
@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod dns;
 pub mod ebpf;
 pub mod exfil;
+pub mod files;
 pub mod inspection;
 pub mod logs;
 pub mod policy;

@@ -6,7 +6,7 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use proxy::{
     config::{self, PolicyFlags},
-    daemon, dns,
+    daemon, dns, files,
     policy::Mode,
     run::{self, RunOptions},
 };
@@ -116,6 +116,38 @@ struct InspectArgs {
     upstream_ca: Vec<PathBuf>,
 }
 
+/// File monitoring: source-tamper detection in a workspace.
+#[derive(Debug, Args)]
+struct FilesArgs {
+    /// Watch DIR (the job's checkout) for the whole run: every change to a file in it becomes a
+    /// `file` record naming the process; source tampering is flagged (docs/file-monitoring.md).
+    /// Policy key `file-monitoring` lists paths to ignore and expected writers.
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Do not watch the workspace (overrides --workspace).
+    #[arg(long)]
+    no_file_monitoring: bool,
+}
+
+impl FilesArgs {
+    /// File monitoring's options (`None`: off), with the policy's rules.
+    fn options(&self, rules: &files::Rules) -> Result<Option<files::Options>, Vec<String>> {
+        let Some(ws) = &self.workspace else {
+            return Ok(None);
+        };
+        if self.no_file_monitoring {
+            eprintln!("warden: --no-file-monitoring: the workspace is not watched");
+            return Ok(None);
+        }
+        let workspace =
+            files::check_workspace(ws).map_err(|e| vec![format!("--workspace: {e}")])?;
+        Ok(Some(files::Options {
+            workspace,
+            rules: rules.clone(),
+        }))
+    }
+}
+
 impl DnsArgs {
     /// The DNS layer's options (`None`: off), or what is wrong with `--dns-upstream`.
     fn options(&self) -> Result<Option<dns::Options>, Vec<String>> {
@@ -151,6 +183,8 @@ struct StartArgs {
     dns: DnsArgs,
     #[command(flatten)]
     inspect: InspectArgs,
+    #[command(flatten)]
+    files: FilesArgs,
     /// After start, print the environment later steps need (`NAME=VALUE` lines, for
     /// `$GITHUB_ENV`): the CA bundles under TLS inspection.
     #[arg(long)]
@@ -166,17 +200,20 @@ impl StartArgs {
     /// The daemon's options, or the policy's problems. Built-in allowances are on by default: a
     /// daemon usually guards a whole runner.
     fn options(&self) -> Result<daemon::StartOptions, Vec<String>> {
+        let policy = config::policy(&self.policy.flags(true))?;
+        let files = self.files.options(policy.file_monitoring())?;
         Ok(daemon::StartOptions {
             cgroup: self.cgroup.clone(),
             audit_log: self
                 .audit_log
                 .as_ref()
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
-            policy: config::policy(&self.policy.flags(true))?.into(),
+            policy: policy.into(),
             dns: self.dns.options()?,
             upstream_ca: self.inspect.upstream_ca.clone(),
             print_env: self.print_env,
             reader_uid: self.reader_uid,
+            files,
         })
     }
 }
@@ -196,6 +233,8 @@ enum Command {
         dns: DnsArgs,
         #[command(flatten)]
         inspect: InspectArgs,
+        #[command(flatten)]
+        files: FilesArgs,
         /// Exit 3 when the command succeeded but a connection was blocked.
         #[arg(long)]
         fail_on_blocked: bool,
@@ -398,19 +437,23 @@ fn main() -> ExitCode {
             policy,
             dns,
             inspect,
+            files,
             fail_on_blocked,
             cmd,
         } => {
             init_tracing();
-            let options = config::policy(&policy.flags(false))
-                .and_then(|policy| Ok((policy, dns.options()?)));
+            let options = config::policy(&policy.flags(false)).and_then(|policy| {
+                let watch = files.options(policy.file_monitoring())?;
+                Ok((policy, dns.options()?, watch))
+            });
             match options {
-                Ok((policy, dns)) => run::run(RunOptions {
+                Ok((policy, dns, files)) => run::run(RunOptions {
                     audit_log,
                     policy: policy.into(),
                     dns,
                     upstream_ca: inspect.upstream_ca,
                     fail_on_blocked,
+                    files,
                     cmd,
                 }),
                 Err(problems) => {

@@ -208,6 +208,19 @@ impl ProcessTracker {
         inner.drain();
         inner.table.describe(pid, comm)
     }
+
+    /// The process `pid` if the tracepoints saw it in the job (exited or not); `None` for a
+    /// process they never saw (outside the job, or older than enforcement). File monitoring
+    /// uses it: its events come from every process on the filesystem.
+    pub fn lookup_seen(&self, pid: u32, comm: &str) -> Option<Process> {
+        let mut inner = self.lock();
+        inner.drain();
+        let table = &inner.table;
+        table
+            .map
+            .contains_key(&pid)
+            .then(|| table.describe(pid, comm))
+    }
 }
 
 impl Inner {

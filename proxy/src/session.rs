@@ -33,6 +33,9 @@ pub enum Error {
     /// TLS inspection could not be set up.
     #[error("TLS inspection: {0}")]
     Inspection(#[from] crate::inspection::Error),
+    /// File monitoring could not be set up.
+    #[error(transparent)]
+    Files(#[from] crate::files::Error),
     /// Something else failed.
     #[error("{what}: {source}")]
     Io {
@@ -81,7 +84,19 @@ pub struct Session {
     dns_serving: Option<JoinHandle<()>>,
     /// Variables the job's processes must see (TLS inspection's CA bundles).
     job_env: Vec<(String, String)>,
+    /// File monitoring (`--workspace`), drained at close.
+    files: Option<crate::files::Monitor>,
     handle: EnforcementHandle,
+}
+
+/// File monitoring for a session: the workspace, the policy's rules, and Warden's own files
+/// beyond the audit log and trust store (the daemon's state directory).
+#[derive(Debug, Clone, Default)]
+pub struct FilesSetup {
+    /// Workspace and rules.
+    pub options: crate::files::Options,
+    /// More of Warden's own paths to guard.
+    pub warden_files: Vec<std::path::PathBuf>,
 }
 
 impl Session {
@@ -95,6 +110,7 @@ impl Session {
         pin: Option<&std::path::Path>,
         dns: Option<dns::Options>,
         upstream_ca: &[std::path::PathBuf],
+        files: Option<FilesSetup>,
     ) -> Result<Session, Error> {
         log.protect(policy.exfil());
         // The CA and its trust first: nothing is attached yet if they cannot be set up.
@@ -181,6 +197,25 @@ impl Session {
             .as_ref()
             .map(crate::inspection::Setup::job_env)
             .unwrap_or_default();
+        // Before the job's first command, so the checkout is seen too.
+        let files = match files {
+            Some(setup) => {
+                let mut guarded = setup.warden_files;
+                guarded.push(log.path().to_path_buf());
+                if let Some(i) = &inspection {
+                    guarded.push(i.installed.state_dir().to_path_buf());
+                    guarded.extend(i.installed.modified().into_iter().map(Into::into));
+                }
+                Some(crate::files::Monitor::start(
+                    &setup.options,
+                    guarded,
+                    log.clone(),
+                    Some(processes.clone()),
+                    Some(cgroup.path()),
+                )?)
+            }
+            None => None,
+        };
         let info = Enforcement {
             event: "start",
             mode: match policy.mode() {
@@ -193,6 +228,7 @@ impl Session {
             dns: dns_info,
             inspection: inspection.as_ref().map(|i| i.ca_name.clone()),
             lost_process_events: None,
+            files: files.as_ref().map(|f| f.info().clone()),
         };
         let mut start = Record::new(Kind::Enforcement);
         start.enforcement = Some(info.clone());
@@ -206,6 +242,7 @@ impl Session {
             dns_stop,
             dns_serving,
             job_env,
+            files,
             handle: EnforcementHandle {
                 trust: inspection.map(|i| i.installed),
                 redirect: Some(redirect),
@@ -271,7 +308,14 @@ impl Session {
         for flow in self.processes.take_udp_flows() {
             ctx.log.write(&flow.record(&ctx.policy));
         }
-        self.handle
+        let mut handle = self.handle;
+        // Every change the kernel queued before now gets its record, then the end-of-job
+        // comparison, all before the `stop` record.
+        if let Some(monitor) = self.files {
+            let info = tokio::task::spawn_blocking(move || monitor.finish()).await;
+            handle.info.files = info.ok();
+        }
+        handle
     }
 }
 

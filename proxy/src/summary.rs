@@ -14,6 +14,8 @@ pub struct Summary {
     blocked_lookups: u64,
     requests: u64,
     blocked_requests: u64,
+    /// `file` records (file monitoring); their anomalies are listed with the others.
+    file_changes: u64,
     /// Anomalies (kind, evidence), in the order written; the first [`SHOWN_ANOMALIES`] are kept.
     anomalies: Vec<(String, String)>,
     anomaly_count: u64,
@@ -47,6 +49,10 @@ impl Summary {
         if r.kind == Kind::Request {
             self.requests += 1;
             self.blocked_requests += u64::from(r.decision == Some(Decision::Blocked));
+            return;
+        }
+        if r.kind == Kind::File {
+            self.add_file(r);
             return;
         }
         if !matches!(r.kind, Kind::Connection | Kind::Udp) {
@@ -88,6 +94,10 @@ impl Summary {
             t.up += b.up;
             t.down += b.down;
         }
+    }
+
+    fn add_file(&mut self, _r: &Record) {
+        self.file_changes += 1;
     }
 
     fn add_lookup(&mut self, r: &Record) {
@@ -170,6 +180,14 @@ impl fmt::Display for Summary {
                 "; {} ANOMAL{}",
                 self.anomaly_count,
                 if self.anomaly_count == 1 { "Y" } else { "IES" }
+            )?;
+        }
+        if self.file_changes > 0 {
+            write!(
+                f,
+                "; {} file record{}",
+                self.file_changes,
+                if self.file_changes == 1 { "" } else { "s" },
             )?;
         }
         writeln!(f)?;
@@ -303,5 +321,30 @@ mod tests {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn file_records_are_counted_and_their_anomalies_listed() {
+        let mut s = Summary::default();
+        for i in 0..25 {
+            let mut r = Record::new(Kind::File);
+            r.file = Some(crate::audit::FileChange {
+                path: format!("src/f{i}.rs"),
+                op: "write",
+                ..Default::default()
+            });
+            if i % 2 == 0 {
+                r.anomaly("source-modified", "differs");
+            }
+            s.add(&r);
+        }
+        let text = s.to_string();
+        assert_eq!(s.connections(), 0);
+        assert!(text.contains("; 13 ANOMALIES; 25 file records"), "{text}");
+        assert_eq!(
+            text.matches("\n  ANOMALY source-modified: ").count(),
+            13,
+            "{text}"
+        );
     }
 }

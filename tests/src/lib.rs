@@ -14,7 +14,8 @@
 //! private `resolv.conf` names, with a log of every query that reached it. TLS-inspection tests
 //! add [`InspectOrigins`]: h2 and HTTP/1.1 origins built on hyper (streamed echo, trailers,
 //! WebSocket), a git repository over smart HTTP, a pip index, and origins with bad
-//! certificates. Every test in this crate, and every later one, is built from these pieces:
+//! certificates. File-monitoring tests add a [`workspace::TestRepo`]: a real git repository
+//! to pass as `--workspace`. Every test in this crate, and every later one, is built from these pieces:
 //!
 //! ```no_run
 //! use tests::{Netns, Origins, WardenRun, audit, clients, skip_unless_root};
@@ -43,6 +44,7 @@ pub mod origins;
 pub mod process;
 pub mod root;
 pub mod warden;
+pub mod workspace;
 
 pub use daemon::{Daemon, TestCgroup};
 pub use dns::DnsServer;

@@ -91,7 +91,7 @@ allowed-endpoints:
              did you mean \"10.0.0.0/8\"?"
         ),
         format!(
-            "{f}:6:1: key colour: unknown key; expected one of: mode, allowed-endpoints, tls-inspection, no-inspect, allowed-urls, secret-env, secret-audiences, upload-budget"
+            "{f}:6:1: key colour: unknown key; expected one of: mode, allowed-endpoints, tls-inspection, no-inspect, allowed-urls, secret-env, secret-audiences, upload-budget, file-monitoring"
         ),
     ];
     let lines: Vec<&str> = out.stdout.lines().collect();

@@ -18,6 +18,9 @@ pub enum Kind {
     Dns,
     /// One HTTP request inside an inspected TLS connection, written when its response ends.
     Request,
+    /// One change to a file in the workspace or to Warden's own files (file monitoring), or a
+    /// tracked file found to differ from the checked-out commit at the end.
+    File,
     /// Enforcement started or stopped.
     Enforcement,
 }
@@ -61,6 +64,9 @@ pub struct Record {
     /// The DNS query and answer (kind `dns` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<Dns>,
+    /// The file changed (kind `file` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileChange>,
     /// The decision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
@@ -107,6 +113,7 @@ impl Record {
             tls: None,
             http: None,
             dns: None,
+            file: None,
             decision: None,
             rule: None,
             reason: None,
@@ -222,6 +229,31 @@ pub struct Dns {
     pub upstream: Option<String>,
 }
 
+/// A change to a file (kind `file`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    /// Relative to the workspace (`/`-separated); absolute for Warden's own files.
+    pub path: String,
+    /// `create`, `write`, `delete`, `rename`, `chmod`, or `differs` (the end-of-job comparison
+    /// with the checked-out commit, not an event).
+    pub op: &'static str,
+    /// A rename's source path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// SHA-256 of the content before the change, when known (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256_before: Option<String>,
+    /// SHA-256 of the content after the change, when known (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256_after: Option<String>,
+    /// Permission bits before a `chmod`, octal (`0644`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_before: Option<String>,
+    /// Permission bits after, octal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_after: Option<String>,
+}
+
 /// Bytes relayed in each direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Bytes {
@@ -254,6 +286,35 @@ pub struct Enforcement {
     /// Process events the kernel dropped (stop only; absent when none were lost).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_process_events: Option<u64>,
+    /// File monitoring: the workspace watched (start) and what was seen (stop); absent when
+    /// file monitoring is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesInfo>,
+}
+
+/// File monitoring in the `enforcement` records.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FilesInfo {
+    /// The workspace watched (absolute).
+    pub workspace: String,
+    /// How it is watched (`fanotify`).
+    pub mechanism: &'static str,
+    /// The commit the end-of-job comparison uses, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// `file` records written (stop only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<u64>,
+    /// Changes under ignored paths (`.gitignore`, `file-monitoring.ignore`, git's own
+    /// `.git/` internals), counted but not recorded (stop only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<u64>,
+    /// Anomalies among the `file` records (stop only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<u64>,
+    /// Events the kernel could not queue (stop only; absent when none were lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_events: Option<u64>,
 }
 
 /// Where Warden's resolver listens and where it forwards.

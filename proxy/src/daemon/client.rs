@@ -48,6 +48,7 @@ pub(super) fn record_loss(st: &state::State) {
         dns: None,
         inspection: None,
         lost_process_events: None,
+        files: None,
     };
     let mut lost = Record::new(Kind::Enforcement);
     lost.time.clone_from(&st.heartbeat);

@@ -62,6 +62,8 @@ pub struct StartOptions {
     /// `start --reader-uid`: the one non-root user that may fetch the log and status over the
     /// read-only socket ([`state::reader_socket`]).
     pub reader_uid: Option<u32>,
+    /// File monitoring of a workspace (`--workspace`), unless `--no-file-monitoring`.
+    pub files: Option<crate::files::Options>,
 }
 
 /// `warden start`: spawns the daemon with `args` (the command line after `start`) and waits for
@@ -232,6 +234,13 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         pin.as_deref(),
         opts.dns.clone(),
         &opts.upstream_ca,
+        // The daemon's state directory is Warden's own: a job that edits it is tampering.
+        opts.files
+            .clone()
+            .map(|options| crate::session::FilesSetup {
+                options,
+                warden_files: vec![dir.clone()],
+            }),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -299,7 +308,7 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
             _ = int.recv() => break None,
             _ = ticker.tick() => {
                 let integrity = session.verify();
-                let enforcement = |event| Some(Enforcement { event, proxy: None, ..session.info().clone() });
+                let enforcement = |event| Some(Enforcement { event, proxy: None, files: None, ..session.info().clone() });
                 match integrity {
                     Integrity::Intact => {
                         st.heartbeat = now_rfc3339();

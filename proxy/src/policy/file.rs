@@ -12,6 +12,11 @@
 //! secret-audiences:          # where a named secret may be sent
 //!   DEPLOY_KEY: [deploy.example.com]
 //! upload-budget: 50MiB       # per destination host; more is flagged
+//! file-monitoring:           # with --workspace (docs/file-monitoring.md)
+//!   ignore:                  # gitignore-style globs: counted, never recorded or flagged
+//!     - "dist/"
+//!   expected-writers:        # EXE [PATH-GLOB]: may rewrite those files without an anomaly
+//!     - "rustfmt src/**/*.rs"
 //! ```
 //! Checking never stops at the first problem: every unknown key, bad value and bad entry is a
 //! [`Problem`] with the file, line and column of its own YAML node and the value quoted, so one
@@ -42,7 +47,11 @@ pub const KEYS: &[&str] = &[
     "secret-env",
     "secret-audiences",
     "upload-budget",
+    "file-monitoring",
 ];
+
+/// The keys of the `file-monitoring` mapping.
+pub const FILE_MONITORING_KEYS: &[&str] = &["ignore", "expected-writers"];
 
 /// One thing wrong with a policy file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +106,8 @@ pub struct PolicyFile {
     pub secret_audiences: Option<Vec<(String, Vec<Endpoint>)>>,
     /// `upload-budget`: bytes per destination host.
     pub upload_budget: Option<u64>,
+    /// `file-monitoring`: ignored paths and expected writers.
+    pub file_monitoring: Option<crate::files::Rules>,
 }
 
 /// What the command line (or the action's inline inputs) set; `None` for flags not given.
@@ -247,11 +258,70 @@ impl Checker<'_> {
             "secret-env" => policy.secret_env = self.names(v, "secret-env"),
             "secret-audiences" => policy.secret_audiences = self.audiences(v),
             "upload-budget" => policy.upload_budget = self.size(v, "upload-budget"),
+            "file-monitoring" => policy.file_monitoring = Some(self.file_monitoring(v)),
             _ => {
                 let message = format!("unknown key; expected one of: {}", KEYS.join(", "));
                 self.problem(k.span.start, key, "", message);
             }
         }
+    }
+
+    /// `file-monitoring:` with `ignore:` and `expected-writers:`, each a list of strings.
+    fn file_monitoring(&mut self, v: &MarkedYaml<'_>) -> crate::files::Rules {
+        let mut rules = crate::files::Rules::default();
+        let v = untag(v);
+        if is_null(v) {
+            return rules;
+        }
+        let YamlData::Mapping(map) = &v.data else {
+            let message = "expected a mapping with ignore and/or expected-writers";
+            self.problem(v.span.start, "file-monitoring", "", message);
+            return rules;
+        };
+        for (k, list) in map {
+            match scalar(k) {
+                Some("ignore") => rules.ignore = self.strings(list, "file-monitoring.ignore"),
+                Some("expected-writers") => {
+                    rules.expected = self.strings(list, "file-monitoring.expected-writers");
+                }
+                other => {
+                    let message = format!(
+                        "unknown key; expected one of: {}",
+                        FILE_MONITORING_KEYS.join(", ")
+                    );
+                    let key = format!("file-monitoring.{}", other.unwrap_or("?"));
+                    self.problem(k.span.start, &key, "", message);
+                }
+            }
+        }
+        rules
+    }
+
+    /// A list of strings each parsed as `T`; every bad one is a problem at its own line.
+    fn strings<T: std::str::FromStr>(&mut self, v: &MarkedYaml<'_>, key: &str) -> Vec<T>
+    where
+        T::Err: fmt::Display,
+    {
+        let v = untag(v);
+        if is_null(v) {
+            return Vec::new();
+        }
+        let YamlData::Sequence(items) = &v.data else {
+            self.problem(v.span.start, key, "", "expected a list of strings");
+            return Vec::new();
+        };
+        let mut good = Vec::with_capacity(items.len());
+        for item in items.iter().map(untag) {
+            let Some(text) = scalar(item) else {
+                self.problem(item.span.start, key, "", "expected a string (quote it)");
+                continue;
+            };
+            match text.parse::<T>() {
+                Ok(t) => good.push(t),
+                Err(e) => self.problem(item.span.start, key, text, e.to_string()),
+            }
+        }
+        good
     }
 
     fn mode(&mut self, v: &MarkedYaml<'_>) -> Option<Mode> {

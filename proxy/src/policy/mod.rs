@@ -93,6 +93,7 @@ pub struct Policy {
     builtin: HashSet<String>,
     inspection: Inspection,
     exfil: Exfil,
+    files: crate::files::Rules,
 }
 
 /// Whether TLS is inspected (key `tls-inspection`) and which hosts never are (`no-inspect`).
@@ -172,6 +173,7 @@ impl Policy {
             builtin: HashSet::new(),
             inspection: Inspection::default(),
             exfil: Exfil::default(),
+            files: crate::files::Rules::default(),
         }
     }
 
@@ -210,6 +212,16 @@ impl Policy {
     /// TLS inspection settings.
     pub fn inspection(&self) -> &Inspection {
         &self.inspection
+    }
+
+    /// The same policy with file-monitoring rules (key `file-monitoring`).
+    pub fn with_file_monitoring(self, files: crate::files::Rules) -> Policy {
+        Policy { files, ..self }
+    }
+
+    /// File-monitoring rules: ignored paths and expected writers.
+    pub fn file_monitoring(&self) -> &crate::files::Rules {
+        &self.files
     }
 
     /// Whether `rule` (canonical text) is a built-in allowance.

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub upstream_ca: Vec<PathBuf>,
     /// Exit [`EXIT_BLOCKED`] when the command succeeded but something was blocked.
     pub fail_on_blocked: bool,
+    /// File monitoring of a workspace (`--workspace`), unless `--no-file-monitoring`.
+    pub files: Option<crate::files::Options>,
     /// The command and its arguments.
     pub cmd: Vec<OsString>,
 }
@@ -170,6 +172,10 @@ async fn supervise(
         None,
         opts.dns.clone(),
         &opts.upstream_ca,
+        opts.files.clone().map(|options| session::FilesSetup {
+            options,
+            warden_files: Vec::new(),
+        }),
     )
     .await?;
     let cgroup = session.cgroup();

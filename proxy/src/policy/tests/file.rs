@@ -236,6 +236,36 @@ fn command_line_overrides_the_file_key_by_key() {
 }
 
 #[test]
+fn file_monitoring_key() {
+    let text = "file-monitoring:\n  ignore:\n    - dist/\n    - '*.log'\n  expected-writers:\n    - rustfmt src/**\n";
+    let rules = file::parse(text, "p.yml").unwrap().file_monitoring.unwrap();
+    assert_eq!(rules.ignore.len(), 2);
+    assert!(rules.ignore[1].matches("a/b.log"));
+    assert_eq!(rules.expected.len(), 1);
+    let empty = file::parse("file-monitoring:\n", "p.yml").unwrap();
+    assert_eq!(empty.file_monitoring, Some(Default::default()));
+}
+
+#[test]
+fn file_monitoring_problems_name_line_and_key() {
+    let text = "file-monitoring:\n  ignore:\n    - ok/\n    - '!keep'\n  expected-writers: rustfmt\n  watch: x\n";
+    let found = problems(text);
+    assert_eq!(
+        places(&found),
+        [
+            (4, 7, "file-monitoring.ignore", "!keep"),
+            (5, 21, "file-monitoring.expected-writers", ""),
+            (6, 3, "file-monitoring.watch", ""),
+        ]
+    );
+    assert!(found[0].message.contains("negated"), "{found:?}");
+    assert_eq!(
+        places(&problems("file-monitoring: yes\n")),
+        [(1, 18, "file-monitoring", "")]
+    );
+}
+
+#[test]
 fn url_secret_and_budget_keys() {
     let text = "allowed-urls:\n  - GET https://github.com/my-org/**\nsecret-env: [A_KEY, B]\n\
                 secret-audiences:\n  A_KEY: [deploy.example, \"*.cdn.example\"]\nupload-budget: 5MiB\n";
