@@ -18,6 +18,7 @@ function features(bin) {
     readerUid: has(start, '--reader-uid'),
     printEnv: has(start, '--print-env'),
     baseline: has(report, '--baseline'),
+    startBaseline: has(start, '--baseline'),
   };
 }
 
@@ -49,8 +50,11 @@ function startArgs(config, paths, f) {
   }
   const workspace = process.env.GITHUB_WORKSPACE;
   if (config.fileMonitoring) {
-    if (f.workspace && workspace) args.push('--workspace', workspace);
-    else if (!f.workspace) notices.push('this warden binary has no file monitoring (--workspace): source files are not watched');
+    if (f.workspace && workspace) {
+      args.push('--workspace', workspace);
+      // The baseline's expected file writers.
+      if (config.baseline && f.startBaseline) args.push('--baseline', config.baseline);
+    } else if (!f.workspace) notices.push('this warden binary has no file monitoring (--workspace): source files are not watched');
   } else if (f.noFileMonitoring) {
     args.push('--no-file-monitoring');
   }
@@ -69,6 +73,7 @@ const FLAG_INPUTS = [
   ['--egress-policy', 'egress-policy'],
   ['--cgroup', 'cgroup'],
   ['--secret-file', 'secrets'],
+  ['--baseline', 'baseline'],
 ];
 
 /**

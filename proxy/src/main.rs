@@ -127,6 +127,9 @@ struct FilesArgs {
     /// Do not watch the workspace (overrides --workspace).
     #[arg(long)]
     no_file_monitoring: bool,
+    /// The job's baseline (docs/baseline.md): its `file-writers` are expected writers.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
 }
 
 impl FilesArgs {
@@ -141,10 +144,21 @@ impl FilesArgs {
         }
         let workspace =
             files::check_workspace(ws).map_err(|e| vec![format!("--workspace: {e}")])?;
-        Ok(Some(files::Options {
-            workspace,
-            rules: rules.clone(),
-        }))
+        let mut rules = rules.clone();
+        if let Some(path) = &self.baseline {
+            let baseline = proxy::baseline::Baseline::load(path)
+                .map_err(|e| vec![format!("--baseline: {e}")])?;
+            for entry in &baseline.file_writers {
+                let writer = entry.parse().map_err(|e| {
+                    vec![format!(
+                        "--baseline {}: file-writers: {entry:?}: {e}",
+                        path.display()
+                    )]
+                })?;
+                rules.expected.push(writer);
+            }
+        }
+        Ok(Some(files::Options { workspace, rules }))
     }
 }
 

@@ -229,6 +229,7 @@ impl Session {
             inspection: inspection.as_ref().map(|i| i.ca_name.clone()),
             lost_process_events: None,
             files: files.as_ref().map(|f| f.info().clone()),
+            job: crate::audit::Job::from_env(|k| std::env::var(k).ok()),
         };
         let mut start = Record::new(Kind::Enforcement);
         start.enforcement = Some(info.clone());
@@ -367,6 +368,7 @@ impl Drop for EnforcementHandle {
             dns: None,
             inspection: None,
             lost_process_events: (lost > 0).then_some(lost),
+            job: None,
             ..self.info.clone()
         });
         if !errors.is_empty() {

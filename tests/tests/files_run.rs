@@ -499,3 +499,46 @@ fn expected_writers_are_recorded_without_anomalies() {
         lib[0]
     );
 }
+
+#[test]
+fn the_baselines_file_writers_are_expected_writers() {
+    if skip_unless_root("the_baselines_file_writers_are_expected_writers") {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let repo = TestRepo::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.yml");
+    std::fs::write(
+        &baseline,
+        "version: 1\ndestinations: []\nfile-writers: [\"src/main.rs: sed\"]\n",
+    )
+    .unwrap();
+    let steps = [
+        "sed -i s/hello/hi/ src/main.rs".to_string(),
+        "sed -i s/42/43/ src/lib.rs".into(),
+    ];
+    let out = run(
+        &netns,
+        &repo,
+        &steps,
+        &["--baseline", baseline.to_str().unwrap()],
+    );
+    out.assert_success();
+    let main = changes(&out.records, "src/main.rs", "differs");
+    assert_run_eq!(out, main.len(), 1, "still recorded");
+    assert_run!(
+        out,
+        anomaly_kinds(main[0]).is_empty(),
+        "expected: {}",
+        main[0]
+    );
+    let lib = changes(&out.records, "src/lib.rs", "differs");
+    assert_run_eq!(
+        out,
+        anomaly_kinds(lib[0]),
+        ["source-modified"],
+        "{}",
+        lib[0]
+    );
+}

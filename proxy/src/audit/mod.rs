@@ -18,8 +18,8 @@ use std::{
 };
 
 pub use record::{
-    Anomaly, Bytes, Decision, Dns, DnsLayer, Dst, Enforcement, FileChange, FilesInfo, Http, Kind,
-    Process, Record, SCHEMA_VERSION, Tls, now_rfc3339,
+    Anomaly, Bytes, Decision, Dns, DnsLayer, Dst, Enforcement, FileChange, FilesInfo, Http, Job,
+    Kind, Process, Record, SCHEMA_VERSION, Tls, now_rfc3339,
 };
 
 use crate::summary::Summary;

@@ -290,6 +290,39 @@ pub struct Enforcement {
     /// file monitoring is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<FilesInfo>,
+    /// The CI job Warden guards (start only; from the runner's `GITHUB_*` variables, absent
+    /// elsewhere): what the report across many logs groups by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Job>,
+}
+
+/// A GitHub Actions job, as the runner names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Job {
+    /// `owner/name`.
+    pub repository: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The job's id.
+    pub job: String,
+    /// The run's id and attempt.
+    pub run_id: String,
+    pub run_attempt: String,
+}
+
+impl Job {
+    /// The job the environment describes (`GITHUB_REPOSITORY`, …), if it is a runner's.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Option<Job> {
+        let repository = env("GITHUB_REPOSITORY").filter(|r| !r.is_empty())?;
+        let get = |k: &str| env(k).unwrap_or_default();
+        Some(Job {
+            repository,
+            workflow: get("GITHUB_WORKFLOW"),
+            job: get("GITHUB_JOB"),
+            run_id: get("GITHUB_RUN_ID"),
+            run_attempt: get("GITHUB_RUN_ATTEMPT"),
+        })
+    }
 }
 
 /// File monitoring in the `enforcement` records.
@@ -334,4 +367,28 @@ pub fn now_rfc3339() -> String {
     );
     now.format(&fmt)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod job_tests {
+    use super::Job;
+
+    #[test]
+    fn a_job_only_on_a_runner() {
+        assert_eq!(Job::from_env(|_| None), None);
+        let job = Job::from_env(|k| match k {
+            "GITHUB_REPOSITORY" => Some("org/app".into()),
+            "GITHUB_JOB" => Some("test".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                job.repository.as_str(),
+                job.job.as_str(),
+                job.workflow.as_str()
+            ),
+            ("org/app", "test", "")
+        );
+    }
 }

@@ -49,6 +49,7 @@ pub(super) fn record_loss(st: &state::State) {
         inspection: None,
         lost_process_events: None,
         files: None,
+        job: None,
     };
     let mut lost = Record::new(Kind::Enforcement);
     lost.time.clone_from(&st.heartbeat);

@@ -308,7 +308,7 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
             _ = int.recv() => break None,
             _ = ticker.tick() => {
                 let integrity = session.verify();
-                let enforcement = |event| Some(Enforcement { event, proxy: None, files: None, ..session.info().clone() });
+                let enforcement = |event| Some(Enforcement { event, proxy: None, files: None, job: None, ..session.info().clone() });
                 match integrity {
                     Integrity::Intact => {
                         st.heartbeat = now_rfc3339();
