@@ -33,17 +33,6 @@ use crate::{
     policy::{rule_for, url::normalize_path},
 };
 
-/// Flags of connections a baseline does not list (Warden's own, the runner's, local).
-const SKIP: &[&str] = &[
-    "builtin",
-    "dns",
-    "dns-over-tls",
-    "dns-over-quic",
-    "loop",
-    "no-original-dst",
-    "upstream-local",
-];
-
 /// One expected destination.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Destination {
@@ -280,7 +269,7 @@ fn endpoint_of(r: &Value) -> Option<String> {
     if !matches!(r["kind"].as_str(), Some("connection" | "udp" | "request")) {
         return None;
     }
-    if SKIP.iter().any(|f| has_flag(r, f)) {
+    if crate::logs::NEEDS_NO_ENTRY.iter().any(|f| has_flag(r, f)) {
         return None;
     }
     let port = u16::try_from(r["dst"]["port"].as_u64()?).ok()?;

@@ -73,6 +73,19 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
+/// Flags of connections that need no allowlist entry and belong in no baseline: what the
+/// built-in allowances allowed, Warden's own DNS traffic, refusals of DNS over TLS/QUIC, loops
+/// and connections that never had a destination.
+pub const NEEDS_NO_ENTRY: &[&str] = &[
+    "builtin",
+    "dns",
+    "dns-over-tls",
+    "dns-over-quic",
+    "loop",
+    "no-original-dst",
+    "upstream-local",
+];
+
 /// `record[a][b]…` as a string, if it is one.
 pub fn str_at<'a>(record: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(record, |v, k| v.get(k))?.as_str()

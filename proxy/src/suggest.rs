@@ -55,17 +55,6 @@ pub struct Suggestion {
     pub connections: u64,
 }
 
-/// Flags of connections that need no entry.
-const NO_ENTRY: &[&str] = &[
-    "builtin",
-    "dns",
-    "dns-over-tls",
-    "dns-over-quic",
-    "loop",
-    "no-original-dst",
-    "upstream-local",
-];
-
 /// Builds the suggestion from the records of one or more logs.
 pub fn suggest<'a>(records: impl IntoIterator<Item = &'a Value>) -> Suggestion {
     // (host or address, port) → count, processes.
@@ -85,7 +74,7 @@ pub fn suggest<'a>(records: impl IntoIterator<Item = &'a Value>) -> Suggestion {
             Some("connection" | "udp") => {}
             _ => continue,
         }
-        if NO_ENTRY.iter().any(|f| has_flag(r, f)) {
+        if crate::logs::NEEDS_NO_ENTRY.iter().any(|f| has_flag(r, f)) {
             continue;
         }
         let Some(port) = r["dst"]["port"]

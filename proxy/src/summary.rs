@@ -219,7 +219,8 @@ impl fmt::Display for Summary {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+/// `n` bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");

@@ -251,19 +251,7 @@ pub fn escape(text: &str) -> String {
         .replace("www.", "www\u{2060}.")
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
+use crate::summary::human_bytes;
 
 #[cfg(test)]
 mod tests {
