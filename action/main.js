@@ -120,7 +120,7 @@ async function start(config) {
   r.saveState('report-baseline', f.baseline ? 'true' : 'false');
   r.info(`Warden: warden start ${args.join(' ')}`);
   const started = r.run([bin, 'start', ...args], { root: true });
-  process.stderr.write(started.stderr);
+  r.passthrough(started.stderr);
   if (started.status === 2) {
     throw new Failure(warden.inputProblems(started.stderr, config.policyFileInput, paths.policy), { input: true });
   }

@@ -12,19 +12,20 @@ const { annotate, verdict } = require('./lib/outcome');
 
 const state = (name) => r.getState(name);
 
+
 /** The audit log, copied to `dest`. Returns { live } (the daemon still enforces). */
 function collectLog(bin, cgroup, dir, dest) {
   if (state('sudo-disabled') === 'true') {
     // No sudo: the control socket is out of reach, by design. The read-only socket gives the
     // log so far; enforcement goes on.
     const got = r.run([bin, 'log', '--cgroup', cgroup, '--output', dest]);
-    process.stderr.write(got.stderr);
+    r.passthrough(got.stderr);
     if (got.status !== 0) throw new Error(`warden log failed (exit ${got.status}): ${(got.stderr || got.error).trim()}`);
     r.info('Warden: sudo is disabled, so Warden keeps enforcing until the runner exits; this report covers the job up to now');
     return { live: true };
   }
   const stopped = r.run([bin, 'stop', '--cgroup', cgroup], { root: true });
-  process.stderr.write(stopped.stderr);
+  r.passthrough(stopped.stderr);
   if (stopped.status !== 0) {
     r.warning(`Warden: warden stop exited ${stopped.status}: enforcement was impaired or lost (see the report)`);
   }

@@ -167,8 +167,9 @@ function read() {
       problems.push(`input binary-path: ${input('binary-path')} is not executable`);
     }
   }
-  const isPullRequest = ['pull_request', 'pull_request_target'].includes(process.env.GITHUB_EVENT_NAME);
-  // On a pull request the file is read from the base branch (policy.js), not the checkout.
+  // On a pull request (and events that check one out) the file is read from a trusted commit
+  // (policy.js), not the checkout.
+  const isPullRequest = require('./policy').fromCommit();
   const policyFile = fileInput('policy-file', problems, { mustExist: !isPullRequest });
   const config = {
     mode,

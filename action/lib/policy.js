@@ -23,8 +23,35 @@ function baseSha() {
 }
 
 /**
+ * Events whose workflows commonly check out a pull request's head although the workflow itself
+ * comes from the default branch: there the policy is read from `$GITHUB_SHA` (the commit the
+ * workflow came from), never from the working tree.
+ */
+const HEAD_CHECKOUT_EVENTS = [
+  'issue_comment',
+  'workflow_run',
+  'pull_request_review',
+  'pull_request_review_comment',
+];
+
+/** Whether this run's policy file must be read from a trusted commit rather than the checkout. */
+function fromCommit() {
+  const event = process.env.GITHUB_EVENT_NAME || '';
+  return ['pull_request', 'pull_request_target', ...HEAD_CHECKOUT_EVENTS].includes(event);
+}
+
+/** The commit to read the policy from: a pull request's base, else `$GITHUB_SHA`. */
+function trustedSha() {
+  if (!HEAD_CHECKOUT_EVENTS.includes(process.env.GITHUB_EVENT_NAME || '')) return baseSha();
+  const sha = process.env.GITHUB_SHA || '';
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) throw new Error('$GITHUB_SHA is not a commit id');
+  return sha;
+}
+
+/**
  * The policy text as it is on the base branch: `file` (absolute, inside the workspace) at the
- * pull request's base commit. Fetches that commit (depth 1) when the checkout lacks it.
+ * pull request's base commit (or, see [`HEAD_CHECKOUT_EVENTS`], the workflow's own commit).
+ * Fetches that commit (depth 1) when the checkout lacks it.
  */
 function fromBase(file) {
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
@@ -32,7 +59,7 @@ function fromBase(file) {
   if (rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new Error(`${file} is outside the workspace ${workspace}; on a pull request it must be a file of the repository`);
   }
-  const sha = baseSha();
+  const sha = trustedSha();
   const spec = `${sha}:./${rel.split(path.sep).join('/')}`;
   const git = (...args) => run(['git', '-C', workspace, ...args]);
   let shown = git('show', spec);
@@ -50,4 +77,4 @@ function fromBase(file) {
   return shown.stdout;
 }
 
-module.exports = { fromBase, baseSha };
+module.exports = { fromBase, baseSha, fromCommit, HEAD_CHECKOUT_EVENTS };

@@ -36,6 +36,16 @@ function command(name, message, props = {}) {
 const error = (msg, props) => command('error', msg, props);
 const warning = (msg, props) => command('warning', msg, props);
 const notice = (msg, props) => command('notice', msg, props);
+/**
+ * Warden's own output, shown as it is but never read as workflow commands: its summary names
+ * hosts, paths and programs the job chose, and a line starting `::` would be a command.
+ */
+function passthrough(text) {
+  if (!text) return;
+  const token = require('node:crypto').randomBytes(16).toString('hex');
+  process.stdout.write(`::stop-commands::${token}\n${text}${text.endsWith('\n') ? '' : '\n'}::${token}::\n`);
+}
+
 const info = (msg) => process.stdout.write(`${msg}${os.EOL}`);
 
 /** Appends `name=value` to the runner file named by `$variable` (heredoc form when multiline). */
@@ -115,4 +125,5 @@ module.exports = {
   isRoot,
   run,
   writeRootFile,
+  passthrough,
 };

@@ -139,3 +139,38 @@ test('annotations stop at what GitHub shows, anomalies first', () => {
   assert.match(lines[0], /^::error title=Warden anomaly%3A doh::/);
   assert.match(lines[9], /and 4 more blocked destinations or anomalies/);
 });
+
+test('the policy file comes from a trusted commit on events that check out a pull request', () => {
+  const policy = require('../lib/policy');
+  const saved = { name: process.env.GITHUB_EVENT_NAME };
+  for (const [event, want] of [
+    ['push', false],
+    ['pull_request', true],
+    ['pull_request_target', true],
+    ['issue_comment', true],
+    ['workflow_run', true],
+    ['pull_request_review', true],
+  ]) {
+    process.env.GITHUB_EVENT_NAME = event;
+    assert.equal(policy.fromCommit(), want, event);
+  }
+  if (saved.name === undefined) delete process.env.GITHUB_EVENT_NAME;
+  else process.env.GITHUB_EVENT_NAME = saved.name;
+});
+
+test('warden output passes through with workflow commands stopped', () => {
+  const r = require('../lib/runner');
+  const chunks = [];
+  const write = process.stdout.write;
+  process.stdout.write = (s) => chunks.push(String(s));
+  try {
+    r.passthrough('warden: ANOMALY x: a\n::error::injected\n');
+  } finally {
+    process.stdout.write = write;
+  }
+  const out = chunks.join('');
+  const token = out.match(/^::stop-commands::([0-9a-f]{32})\n/);
+  assert.ok(token, out);
+  assert.ok(out.endsWith(`::${token[1]}::\n`), out);
+  assert.ok(out.includes('\n::error::injected\n'), out);
+});

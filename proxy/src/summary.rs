@@ -192,11 +192,12 @@ impl fmt::Display for Summary {
         }
         writeln!(f)?;
         for (kind, detail) in &self.anomalies {
-            writeln!(f, "  ANOMALY {kind}: {detail}")?;
+            writeln!(f, "  ANOMALY {}: {}", printable(kind), printable(detail))?;
         }
         for ((pid, exe), dsts) in &self.processes {
-            writeln!(f, "  {exe} (pid {pid})")?;
+            writeln!(f, "  {} (pid {pid})", printable(exe))?;
             for (dst, t) in dsts {
+                let dst = printable(dst);
                 if dst.starts_with("lookup ") {
                     writeln!(f, "    {dst:<44} {:>4} DNS   BLOCKED (NXDOMAIN)", t.count)?;
                     continue;
@@ -216,6 +217,20 @@ impl fmt::Display for Summary {
             }
         }
         Ok(())
+    }
+}
+
+/// `text` with control characters (line breaks included) shown as `?`: the summary goes to a
+/// terminal or a CI log, where a job-chosen name must not start a line of its own (a workflow
+/// command) or move the cursor.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 

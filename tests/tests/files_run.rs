@@ -542,3 +542,42 @@ fn the_baselines_file_writers_are_expected_writers() {
         lib[0]
     );
 }
+
+#[test]
+fn a_repository_that_hides_changes_from_git_is_flagged_and_runs_nothing_as_root() {
+    if skip_unless_root(
+        "a_repository_that_hides_changes_from_git_is_flagged_and_runs_nothing_as_root",
+    ) {
+        return;
+    }
+    let netns = Netns::new().unwrap();
+    let repo = TestRepo::new().unwrap();
+    let marker = tempfile::tempdir().unwrap();
+    let pwned = marker.path().join("pwned");
+    let steps = [
+        // Hide an edit from `git diff`.
+        "git update-index --assume-unchanged src/lib.rs".to_string(),
+        "echo 'pub fn backdoor() {}' >> src/lib.rs".into(),
+        // A program the repository names for git to run (last: the job's own git would run
+        // it): Warden's git must not.
+        format!(
+            "git config core.fsmonitor 'touch {}; false'",
+            pwned.display()
+        ),
+    ];
+    let out = run(&netns, &repo, &steps, &[]);
+    out.assert_success();
+    assert_run!(
+        out,
+        !pwned.exists(),
+        "Warden's git ran the repository's fsmonitor"
+    );
+    let evaded = with_anomaly(&out.records, "source-comparison-evaded");
+    assert_run_eq!(out, evaded.len(), 1, "the evasion is flagged");
+    let detail = evaded[0]["anomalies"][0]["detail"].as_str().unwrap_or("");
+    assert_run!(
+        out,
+        detail.contains("assume-unchanged") && detail.contains("src/lib.rs"),
+        "{detail}"
+    );
+}

@@ -182,6 +182,8 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 /// The daemon itself (`warden __daemon …`). Prints one JSON line on stdout when enforcement is
 /// on, then serves until stopped.
 pub fn daemon(opts: &StartOptions) -> i32 {
+    // Every connection of the job costs the daemon descriptors: not sudo's soft limit of 1024.
+    let _ = crate::run::raise_nofile();
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -252,6 +254,8 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| e.to_string())?;
     }
+    let readers = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_READERS));
+    let log_path_for_readers = log.path().to_path_buf();
     let reader = match opts.reader_uid {
         Some(uid) => Some((bind_reader(session.cgroup().id())?, uid)),
         None => None,
@@ -300,9 +304,16 @@ async fn serve(opts: &StartOptions) -> Result<(), String> {
             }
             Some(stream) = accept_reader(reader.as_ref()) => {
                 // The job's user may be the attacker: serve it on its own task, never on the
-                // loop that keeps enforcement, and never take `stop` from it.
-                let r = reply(&st, &log, "on", last_error.clone());
-                tokio::spawn(serve_reader(stream, r, log.path().to_path_buf()));
+                // loop that keeps enforcement, never take `stop` from it, and serve only a few
+                // at a time (each holds a descriptor and a buffer): the rest are closed.
+                if let Ok(permit) = readers.clone().try_acquire_owned() {
+                    let r = reply(&st, &log, "on", last_error.clone());
+                    let path = log_path_for_readers.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        serve_reader(stream, r, path).await;
+                    });
+                }
             }
             _ = term.recv() => break None,
             _ = int.recv() => break None,
@@ -391,16 +402,33 @@ async fn serve_reader(mut stream: tokio::net::UnixStream, r: Reply, log: PathBuf
     }
 }
 
-/// Writes `r`, then the audit log as it is now. Records are written whole with one `write(2)`
-/// each, so the copy ends on a record boundary unless a record is being appended right now: the
-/// copy stops at the last newline.
+/// Readers served at once on the read-only socket.
+const MAX_READERS: usize = 4;
+
+/// Writes `r`, then the audit log as it is now, streamed (a large log is never held in memory).
+/// Records are written whole with one `write(2)` each, so the copy ends on a record boundary
+/// unless a record is being appended right now: the copy stops at the last newline.
 async fn send_log(mut stream: tokio::net::UnixStream, r: Reply, log: PathBuf) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let send = async {
         control::write_reply(&mut stream, &r).await?;
-        let bytes = tokio::fs::read(&log).await?;
-        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        stream.write_all(&bytes[..end]).await?;
+        let mut file = tokio::fs::File::open(&log).await?;
+        let mut left = file.metadata().await?.len();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut pending: Vec<u8> = Vec::new();
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = file.read(&mut buf[..want]).await?;
+            if n == 0 {
+                break;
+            }
+            left -= n as u64;
+            pending.extend_from_slice(&buf[..n]);
+            if let Some(i) = pending.iter().rposition(|&b| b == b'\n') {
+                stream.write_all(&pending[..=i]).await?;
+                pending.drain(..=i);
+            }
+        }
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(120), send).await;

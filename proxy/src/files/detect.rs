@@ -25,6 +25,8 @@ pub const WORKFLOW_MODIFIED: &str = "workflow-modified";
 pub const OVERWRITTEN: &str = "overwritten-by-other-process";
 /// See the module table.
 pub const WARDEN_TAMPERED: &str = "warden-tampered";
+/// The repository hides changes from the end-of-job comparison, or the comparison failed.
+pub const COMPARISON_EVADED: &str = "source-comparison-evaded";
 
 /// What the policy says about file monitoring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,6 +152,30 @@ pub fn live(
         );
         record.anomaly(OVERWRITTEN, detail);
     }
+}
+
+/// The repository was set up so that the end-of-job comparison can miss changes (see
+/// `git::evasions`), or the comparison failed: one `file` record for `.git` with a
+/// `source-comparison-evaded` anomaly listing the evidence.
+pub fn evaded(t: &mut Tracker, commit: &str, problems: Vec<String>) {
+    if problems.is_empty() {
+        return;
+    }
+    let short: String = commit.chars().take(12).collect();
+    let mut record = Record::new(Kind::File);
+    record.anomaly(
+        COMPARISON_EVADED,
+        format!(
+            "the comparison with commit {short} cannot be trusted: {}",
+            problems.join("; ")
+        ),
+    );
+    record.file = Some(FileChange {
+        path: ".git".into(),
+        op: "differs",
+        ..FileChange::default()
+    });
+    t.push(record);
 }
 
 /// The end-of-job comparison: one `differs` record per tracked file `git diff` found

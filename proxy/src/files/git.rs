@@ -5,6 +5,13 @@
 //! Everything goes through the `git` program, with optional locks off so Warden never writes
 //! the repository's index. The index is read with `git ls-files -s -z` (one process, ≈ 50 ms
 //! for 50 000 files); blob contents are read only for files that changed.
+//!
+//! The repository is the job's: its `.git/config` can name programs git runs (`core.fsmonitor`,
+//! clean filters, hooks) and the job can rewrite it at any time. Warden runs as root, so git
+//! runs **as the workspace's owner** (never gaining what the job does not have), with a clean
+//! environment, no system or global configuration, replace refs ignored, and fsmonitor and
+//! hooks off. What would make git's comparison lie (assume-unchanged or skip-worktree bits,
+//! replace refs, clean filters, a `HEAD` git cannot read) is itself reported ([`evasions`]).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,15 +20,43 @@ use std::{
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
 };
 
-/// `git -C WS` with optional locks off (no index refresh writes) and no pager or prompts.
+/// Where git is looked for (not the job's `PATH`).
+const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `git -C WS`, as the owner of `WS`, in a clean environment (see the module documentation),
+/// with optional locks off (no index refresh writes) and no pager or prompts.
 fn git(ws: &Path) -> Command {
+    use std::os::unix::{fs::MetadataExt, process::CommandExt};
     let mut c = Command::new("git");
-    c.arg("-C")
-        .arg(ws)
+    c.env_clear()
+        .env("PATH", SAFE_PATH)
+        .env("HOME", "/nonexistent")
+        .env("LC_ALL", "C")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env("GIT_TERMINAL_PROMPT", "0")
+        .args([
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
+        .args(["-c", "core.untrackedCache=false", "-c", "safe.directory=*"])
+        .arg("-C")
+        .arg(ws)
         .stdin(Stdio::null())
         .stderr(Stdio::null());
+    // `/proc/self` belongs to the process's effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root
+        && let Ok(meta) = std::fs::metadata(ws)
+        && meta.uid() != 0
+    {
+        // std drops root's supplementary groups before setuid.
+        c.uid(meta.uid()).gid(meta.gid());
+    }
     c
 }
 
@@ -126,12 +161,14 @@ pub fn blob(ws: &Path, id: &str) -> Option<Vec<u8>> {
 
 /// Tracked paths whose content, mode or existence in the work tree differs from `commit`:
 /// `(status letter, path)`, `M`, `T` or `D` (files the job added to the index are not tracked
-/// by the commit and are left out).
-pub fn differs(ws: &Path, commit: &str) -> Vec<(char, String)> {
-    let Ok(out) = git(ws)
+/// by the commit and are left out). An error when git could not compare (the comparison then
+/// says nothing, which must not read as "nothing differs").
+pub fn differs(ws: &Path, commit: &str) -> Result<Vec<(char, String)>, String> {
+    let out = git(ws)
         .args([
             "diff",
             "--no-ext-diff",
+            "--no-textconv",
             "--no-renames",
             "--name-status",
             "-z",
@@ -139,10 +176,68 @@ pub fn differs(ws: &Path, commit: &str) -> Vec<(char, String)> {
             "--",
         ])
         .output()
-    else {
-        return Vec::new();
-    };
-    parse_name_status(&out.stdout)
+        .map_err(|e| format!("git diff could not run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("git diff against {commit} failed ({})", out.status));
+    }
+    Ok(parse_name_status(&out.stdout))
+}
+
+/// What in the repository would make the end-of-job comparison miss a change: index bits that
+/// tell git not to look at a file, replace refs, clean filters other than Git LFS's. Each as
+/// evidence in words.
+pub fn evasions(ws: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(out) = git(ws).args(["ls-files", "-v", "-z"]).output() {
+        let hidden: Vec<String> = out
+            .stdout
+            .split(|&b| b == 0)
+            .filter(|e| e.len() > 2)
+            .filter(|e| e[0].is_ascii_lowercase() || e[0] == b'S')
+            .map(|e| String::from_utf8_lossy(&e[2..]).into_owned())
+            .collect();
+        if let Some(first) = hidden.first() {
+            found.push(format!(
+                "{} tracked file(s) are marked assume-unchanged or skip-worktree in the index \
+                 (git then does not compare them), e.g. {first}",
+                hidden.len()
+            ));
+        }
+    }
+    if let Ok(out) = git(ws)
+        .args(["for-each-ref", "--format=%(refname)", "refs/replace/"])
+        .output()
+        && !out.stdout.is_empty()
+    {
+        found.push(format!(
+            "replace refs make git show other commits than the ones checked out: {}",
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .replace('\n', ", ")
+        ));
+    }
+    if let Ok(out) = git(ws)
+        .args([
+            "config",
+            "--local",
+            "--get-regexp",
+            r"^filter\..*\.(clean|process)$",
+        ])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let odd: Vec<&str> = text
+            .lines()
+            .filter(|l| !(l.starts_with("filter.lfs.") && l.contains("git-lfs")))
+            .collect();
+        if !odd.is_empty() {
+            found.push(format!(
+                "clean filters in .git/config change what git compares: {}",
+                odd.join("; ")
+            ));
+        }
+    }
+    found
 }
 
 /// `STATUS NUL PATH NUL`, repeated; only `M`, `T`, `D` kept.

@@ -311,8 +311,15 @@ impl Watcher {
             }
         };
         if let Some(c) = &commit {
-            let differing = git::differs(&ws, c);
+            let mut problems = git::evasions(&ws);
+            let differing = git::differs(&ws, c).unwrap_or_else(|e| {
+                problems.push(format!(
+                    "the comparison with the checked-out commit failed: {e}"
+                ));
+                Vec::new()
+            });
             detect::end(&mut self.tracker, &mut self.env, c, differing);
+            detect::evaded(&mut self.tracker, c, problems);
         }
         self.write_out();
         Outcome {

@@ -9,6 +9,7 @@
 //! also when the command was killed or Warden got SIGINT/SIGTERM.
 
 mod child;
+pub use child::raise_nofile;
 mod signals;
 
 use std::{ffi::OsString, path::PathBuf, process::ExitStatus, sync::Arc, time::Duration};
