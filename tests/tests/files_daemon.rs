@@ -71,7 +71,8 @@ fn records_survive_stop_right_after_the_write() {
     let last_file = records.iter().rposition(|r| r["kind"] == "file").unwrap();
     assert!(last_file < stop_at, "{said}");
     let files = stop_files(&records).expect("files in the stop record");
-    assert_eq!(files["anomalies"], 3, "{said}");
+    // Both sources, each when written and at the end; and the tampering.
+    assert_eq!(files["anomalies"], 5, "{said}");
     assert_eq!(files["workspace"], ws, "{said}");
     daemon.assert_gone();
 }

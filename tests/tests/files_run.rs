@@ -134,12 +134,18 @@ fn appending_to_a_tracked_source_is_reported_with_process_and_hashes() {
     );
     assert_run_eq!(out, d["file"]["sha256_before"], before.as_str(), "{d}");
     assert_run_eq!(out, d["file"]["sha256_after"], after.as_str(), "{d}");
-    // Only that file differs; nothing else flagged.
+    // Only that file differs: flagged when written (the write record) and at the end.
     assert_run_eq!(
         out,
         with_anomaly(&out.records, "source-modified").len(),
-        1,
-        "one"
+        2,
+        "the write and the end-of-job record"
+    );
+    assert_run_eq!(
+        out,
+        anomaly_kinds(w),
+        ["source-modified"],
+        "flagged when written: {w}"
     );
     assert_run!(
         out,
@@ -244,7 +250,7 @@ fn workflow_changes_and_second_writers_are_flagged() {
     assert_run_eq!(
         out,
         anomaly_kinds(wf[0]),
-        ["workflow-modified"],
+        ["workflow-modified", "source-modified"],
         "{}",
         wf[0]
     );
@@ -330,7 +336,7 @@ fn the_checkout_is_seen_and_is_not_an_anomaly() {
     assert_run_eq!(
         out,
         anomaly_kinds(later[0]),
-        ["overwritten-by-other-process"],
+        ["overwritten-by-other-process", "source-modified"],
         "{}",
         later[0]
     );
@@ -343,11 +349,15 @@ fn the_checkout_is_seen_and_is_not_an_anomaly() {
         "{}",
         d[0]
     );
+    let modified: Vec<&str> = with_anomaly(&out.records, "source-modified")
+        .iter()
+        .filter_map(|r| r["file"]["path"].as_str())
+        .collect();
     assert_run_eq!(
         out,
-        with_anomaly(&out.records, "source-modified").len(),
-        1,
-        "only src/lib.rs"
+        modified,
+        ["src/lib.rs", "src/lib.rs"],
+        "only src/lib.rs: when written, and at the end"
     );
 }
 

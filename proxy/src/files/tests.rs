@@ -90,10 +90,8 @@ fn one_record_per_write_with_hashes() {
     assert_eq!((f.op, f.path.as_str()), ("write", "src/lib.rs"));
     assert_eq!(f.sha256_before.as_deref(), Some("sha(blob b-src/lib.rs)"));
     assert_eq!(f.sha256_after.as_deref(), Some("sha(evil)"));
-    assert!(
-        t.out[0].anomalies.is_empty(),
-        "the first writer seen is not an overwrite"
-    );
+    // The first writer seen is not an overwrite; the content is not the commit's: flagged now.
+    assert_eq!(kinds(&t.out[0]), [detect::SOURCE_MODIFIED]);
     assert_eq!(t.out[0].process.as_ref().unwrap().pid, 9);
 }
 

@@ -53,6 +53,9 @@ struct FileState {
     sha256: Option<String>,
     /// Permission bits after the last change seen.
     mode: Option<u32>,
+    /// A live `source-modified` was raised for it (once per file; the end comparison still
+    /// gives its own, the canonical evidence).
+    flagged: bool,
 }
 
 /// Counters for the `stop` record.
@@ -147,9 +150,50 @@ impl Tracker {
             ..FileChange::default()
         };
         self.emit(env, change, pid, true);
+        self.source_modified_now(env, key, after.as_deref());
         let state = self.files.entry(key.into()).or_default();
         state.sha256 = after;
         state.mode = mode.or(state.mode);
+    }
+
+    /// A tracked file written with content other than the checked-out commit's: flagged on the
+    /// record just written, at once (a daemon that never stops — the action with
+    /// `disable-sudo` — must still report it), once per file.
+    fn source_modified_now(&mut self, env: &mut dyn Env, key: &str, after: Option<&str>) {
+        let Some(after) = after else {
+            return;
+        };
+        let commit = self.baseline.as_ref().and_then(|b| b.commit.clone());
+        let (Some(commit), Some(blob)) = (commit, self.tracked(key).map(|t| t.blob.clone())) else {
+            return;
+        };
+        if self.files.get(key).is_some_and(|s| s.flagged) {
+            return;
+        }
+        if env.blob_sha256(&blob).as_deref() == Some(after) {
+            return;
+        }
+        let Some(record) = self.out.last_mut() else {
+            return;
+        };
+        let expected = record
+            .process
+            .as_ref()
+            .is_some_and(|p| self.rules.expected(p, key));
+        if expected {
+            return;
+        }
+        let short: String = commit.chars().take(12).collect();
+        let by = record
+            .process
+            .as_ref()
+            .map_or_else(|| "an unknown process".to_string(), |p| p.exe.clone());
+        record.anomaly(
+            detect::SOURCE_MODIFIED,
+            format!("{key} now differs from commit {short}: written by {by}"),
+        );
+        self.counts.anomalies += 1;
+        self.files.entry(key.into()).or_default().flagged = true;
     }
 
     /// `pid` deleted `key`.
