@@ -98,6 +98,9 @@ function uidOf(user) {
 
 async function start(config) {
   const { dir, binDir } = rootDirs();
+  // Saved at once: post (and nothing else) removes them, even when main fails from here on.
+  r.saveState('dir', dir);
+  r.saveState('bin-dir', binDir);
   const bin = await installBinary(config, binDir);
   const f = warden.features(bin);
   const paths = {
@@ -112,8 +115,6 @@ async function start(config) {
   }
   notices.forEach((n) => r.notice(`Warden: ${n}`));
   if (problems.length) throw new Failure(problems, { input: true });
-  r.saveState('dir', dir);
-  r.saveState('bin-dir', binDir);
   r.saveState('bin', bin);
   r.saveState('cgroup', config.cgroup);
   r.saveState('baseline', config.baseline);
