@@ -146,7 +146,11 @@ def wait_port(port, host="127.0.0.1", timeout=20.0):
 def _wrap(args, cpu, user):
     args = [str(a) for a in args]
     if user:
-        args = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"] + args
+        import pwd
+
+        pw = pwd.getpwnam(user)
+        args = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
+                "--"] + args
     if cpu is not None:
         args = ["taskset", "-c", cpu] + args
     return args
