@@ -80,8 +80,11 @@ class Warden(Row):
         self.pid = int(m.group(1))
         if self.tls_inspection:
             env = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
-            self.bundle = envmod.bundle(self.path(f"bundle-{self.key}.pem"),
-                                        env["SSL_CERT_FILE"], self.env.origin_ca)
+            # Clients trust just the two CAs, as for the peers: curl loads its CA file for each
+            # connection, and the system's 140 roots would cost it ~20 ms a handshake.
+            ca = warden_ca(env["SSL_CERT_FILE"], self.path("warden-ca.pem"))
+            self.bundle = envmod.bundle(self.path(f"bundle-{self.key}.pem"), ca,
+                                        self.env.origin_ca)
         if self.steer == "iptables":
             self.cgroup = "plain"
             self.redirect(listening_port(self.pid), ["-m", "mark", "!", "--mark", WARDEN_MARK])
@@ -266,6 +269,21 @@ class MitmInspect(Mitm):
 
 
 ALL = [Row, Warden, WardenIptables, Haproxy, Squid, Mitm, WardenInspect, SquidBump, MitmInspect]
+
+
+def warden_ca(bundle, out):
+    """Warden's CA out of a bundle it made (the system's roots plus it), written to OUT."""
+    with open(bundle) as f:
+        blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                            f.read(), re.S)
+    for block in reversed(blocks):
+        subject = procs.subprocess.run(["openssl", "x509", "-noout", "-subject"], input=block,
+                                       capture_output=True, text=True).stdout
+        if "Warden ephemeral CA" in subject:
+            with open(out, "w") as f:
+                f.write(block + "\n")
+            return out
+    raise procs.Failed(f"no Warden CA in {bundle}")
 
 
 def listening_port(pid):
