@@ -13,13 +13,13 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wbench import env as envmod  # noqa: E402
-from wbench import measure, procs, results, rows  # noqa: E402
+from wbench import completeness, measure, procs, results, rows  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FULL = dict(reps=3, big=1024**3, ttfb_n=2000, ka_secs=20, conn_secs=10, idle_n=9000,
-            cold_n=1000)
+            cold_n=1000, load_clients=1000, load_requests=10000)
 QUICK = dict(reps=1, big=256 * 1024**2, ttfb_n=200, ka_secs=3, conn_secs=3, idle_n=500,
-             cold_n=200)
+             cold_n=200, load_clients=100, load_requests=1000)
 
 
 def parse():
@@ -30,6 +30,8 @@ def parse():
     p.add_argument("--out", help="results file (default bench/RESULTS.md; --quick: "
                                  "bench/out/RESULTS-quick.md)")
     p.add_argument("--no-micro", action="store_true", help="skip the criterion benches")
+    p.add_argument("--completeness", action="store_true",
+                   help="only the completeness-under-load check")
     p.add_argument("--shell", metavar="CMD",
                    help="set up the namespace and origin, run CMD (sh -c) there, clean up")
     return p.parse_args()
@@ -133,10 +135,21 @@ def main():
         if a.shell:
             return subprocess.run(["sh", "-c", a.shell], cwd=work).returncode
         meta["tools"] = tool_versions(venv)
-        for rep in range(prm["reps"]):
+        for rep in range(prm["reps"]) if not a.completeness else ():
             for cls in selected:
                 print(f"bench: rep {rep + 1}/{prm['reps']}: {cls.label}", flush=True)
                 measure_row(cls(env, warden, venv), prm, rep, data, errors)
+        if not a.only or a.completeness:
+            print(f"bench: completeness under load ({prm['load_clients']} clients, "
+                  f"{prm['load_requests']} requests)", flush=True)
+            try:
+                ok, meta["completeness"] = completeness.run(
+                    env, warden, prm["load_clients"], prm["load_requests"])
+            except (procs.Failed, subprocess.TimeoutExpired, OSError) as e:
+                ok, meta["completeness"] = False, [f"failed: {e}"]
+            print("\n".join("  " + l for l in meta["completeness"]), flush=True)
+            if not ok:
+                errors.append("completeness under load: see its section")
     finally:
         env.cleanup()
     micro = None if a.no_micro or a.shell else micro_benches(repo, a.quick)

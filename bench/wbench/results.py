@@ -129,6 +129,9 @@ def write(path, data, labels, meta, micro):
     lines += ["", "## Targets (issue #11)", "", "| target | measured | goal | |",
               "|---|---|---|---|"]
     lines += [f"| {w} | {v} | {g} | {ok} |" for w, v, g, ok in targets(data)]
+    if meta.get("completeness"):
+        lines += ["", f"## Completeness under load ({meta['params'].split('load_clients=')[-1].split(';')[0]})", ""]
+        lines += [f"- {l}" for l in meta["completeness"]]
     if meta.get("errors"):
         lines += ["", "## Failures", ""] + [f"- {e}" for e in meta["errors"]]
     if micro:
