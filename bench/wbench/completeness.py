@@ -74,14 +74,19 @@ def check(results, log, mode, base):
             r = json.loads(line)
             if r.get("kind") == "connection" and r.get("dst", {}).get("port") == 443:
                 records.append(r)
-    made = collections.Counter((r["pid"], r["host"]) for r in results)
-    seen = collections.Counter((r.get("process", {}).get("pid"),
-                                r.get("tls", {}).get("sni")) for r in records)
+    made = collections.Counter(r["pid"] for r in results)
+    seen = collections.Counter(r.get("process", {}).get("pid") for r in records)
     if len(records) != len(results):
         problems.append(f"{len(records)} connection records for {len(results)} connections")
     wrong = sum((made - seen).values()) + sum((seen - made).values())
     if wrong:
-        problems.append(f"{wrong} (pid, host) pairs differ between clients and records")
+        problems.append(f"{wrong} connections attributed to the wrong process (or none)")
+    # Not a miscount, but worth saying: a client starved of CPU for the sniffing timeout (3 s)
+    # before its ClientHello is recorded without its name (and judged by address).
+    nameless = sum("sniff-timeout" in r.get("flags", []) for r in records)
+    if nameless:
+        problems.append(f"{nameless} records without the server name (flag sniff-timeout: the "
+                        "client sent no ClientHello within 3 s under this load)")
     base_errors = sum(not r["ok"] for r in base)
     allowed_errors = sum(not r["ok"] for r in results if r["host"] != BLOCKED)
     if allowed_errors > base_errors:
@@ -93,5 +98,5 @@ def check(results, log, mode, base):
         decided = collections.Counter(
             (r.get("tls", {}).get("sni") == BLOCKED, r.get("decision")) for r in records)
         if decided.get((True, "blocked"), 0) != sum(r["host"] == BLOCKED for r in results):
-            problems.append(f"decisions: {dict(decided)}")
+            problems.append(f"decisions (to {BLOCKED}?, decision): {dict(decided)}")
     return problems
