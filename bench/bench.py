@@ -16,7 +16,7 @@ from wbench import env as envmod  # noqa: E402
 from wbench import completeness, measure, procs, results, rows  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FULL = dict(reps=3, big=1024**3, ttfb_n=2000, ka_secs=20, conn_secs=10, idle_n=9000,
+FULL = dict(reps=3, big=1024**3, ttfb_n=2000, ka_secs=20, conn_secs=5, idle_n=9000,
             cold_n=1000, load_clients=1000, load_requests=10000)
 QUICK = dict(reps=1, big=256 * 1024**2, ttfb_n=200, ka_secs=3, conn_secs=3, idle_n=500,
              cold_n=200, load_clients=100, load_requests=1000)
@@ -60,8 +60,9 @@ def measure_row(row, prm, rep, data, errors):
                                          if row.key != "direct" else {})})]
     if row.h2:
         steps.append(("keep-alive h2", lambda: measure.keepalive_h2(row, prm["ka_secs"])))
-    steps.append(("new connections", lambda: measure.new_conns(row, prm["conn_secs"])))
-    if rep == 0 and row.key != "direct":
+    if row.full:
+        steps.append(("new connections", lambda: measure.new_conns(row, prm["conn_secs"])))
+    if rep == 0 and row.key != "direct" and row.full:
         steps.append(("idle connections", lambda: measure.idle_conns(row, prm["idle_n"])))
     try:
         for name, step in steps:

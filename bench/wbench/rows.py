@@ -26,6 +26,8 @@ class Row:
     inspected = False
     cgroup = "plain"
     h2 = True
+    # Every measurement; row g (Warden behind iptables) only needs (a)-(c) to compare steering.
+    full = True
 
     def __init__(self, env, warden_bin=None, venv=None):
         self.env = env
@@ -61,6 +63,7 @@ class Warden(Row):
     key = "warden"
     label = "Warden pass-through"
     cgroup = "warden"
+    h2 = False
     tls_inspection = False
     steer = "ebpf"
 
@@ -108,7 +111,7 @@ class WardenIptables(Warden):
     key = "warden-ipt"
     label = "Warden pass-through, iptables REDIRECT"
     steer = "iptables"
-    h2 = False
+    full = False
 
 
 class WardenInspect(Warden):
@@ -116,6 +119,7 @@ class WardenInspect(Warden):
     label = "Warden inspected"
     inspected = True
     tls_inspection = True
+    h2 = True
 
 
 class Haproxy(Row):
