@@ -49,7 +49,9 @@ def measure_row(row, prm, rep, data, errors):
 
     steps = [("start", lambda: row.start(tag))]
     if row.pid is not None or row.key != "direct":
-        steps.append(("idle RSS", lambda: (time.sleep(0.5), {"rss_idle_mib": measure.rss_mib(row)})[1]))
+        steps.append(("idle RSS", lambda: (time.sleep(0.5), {
+            "rss_idle_mib": measure.rss_mib(row),
+            "rss_anon_idle_mib": measure.rss_mib(row, "RssAnon")})[1]))
     if row.inspected:
         steps.append(("cold names", lambda: measure.cold_names(
             row, envmod.COLD_NAMES[:prm["cold_n"]])))

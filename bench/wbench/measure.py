@@ -127,8 +127,8 @@ def idle_conns(row, n):
         open(ready, "w").close()
     return {"rss_per_conn_kib": (after - before) / n / 1024}
 
-def rss_mib(row):
-    return procs.rss_bytes(row.pids()) / MIB
+def rss_mib(row, field="VmRSS"):
+    return procs.rss_bytes(row.pids(), field) / MIB
 
 def _wrk_rps(out, what):
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)

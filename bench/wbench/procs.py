@@ -115,14 +115,14 @@ def cpu_seconds(pids):
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def rss_bytes(pids):
-    """Resident set size of PIDS, summed (VmRSS)."""
+def rss_bytes(pids, field="VmRSS"):
+    """Resident set size of PIDS, summed (VmRSS; RssAnon: private anonymous memory only)."""
     total = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1]) * 1024
         except OSError:
             pass

@@ -19,6 +19,7 @@ COLUMNS = {
     "cpu_s_per_gib": ("CPU-s/GiB", "{:.2f}"),
     "cpu_s_per_1k_conn": ("CPU-s/1000 conn", "{:.2f}"),
     "rss_idle_mib": ("RSS idle MiB", "{:.1f}"),
+    "rss_anon_idle_mib": ("of which private (RssAnon) MiB", "{:.1f}"),
     "rss_after_ka_mib": ("RSS after (c) MiB", "{:.1f}"),
     "rss_per_conn_kib": ("KiB per idle conn", "{:.1f}"),
     "start_s": ("start until enforcing s", "{:.3f}"),
@@ -26,7 +27,8 @@ COLUMNS = {
 TABLES = [
     ("Throughput and latency", ["dl_mibs", "ttfb_p50_ms", "ttfb_p99_ms", "ka_rps", "ka_h2_rps",
                                 "conn_rps", "cold_conn_rps"]),
-    ("Cost", ["cpu_s_per_gib", "cpu_s_per_1k_conn", "rss_idle_mib", "rss_after_ka_mib",
+    ("Cost", ["cpu_s_per_gib", "cpu_s_per_1k_conn", "rss_idle_mib", "rss_anon_idle_mib",
+              "rss_after_ka_mib",
               "rss_per_conn_kib", "start_s"]),
 ]
 
@@ -134,6 +136,10 @@ def write(path, data, labels, meta, micro):
         lines += [f"- {l}" for l in meta["completeness"]]
     if meta.get("errors"):
         lines += ["", "## Failures", ""] + [f"- {e}" for e in meta["errors"]]
+    notes = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += ["", "#" + f.read().strip()]
     if micro:
         lines += ["", "## Micro-benchmarks (criterion, median)", "", "```", micro.rstrip(), "```"]
     lines.append("")
