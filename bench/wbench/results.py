@@ -139,7 +139,9 @@ def write(path, data, labels, meta, micro):
     notes = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "NOTES.md")
     if os.path.exists(notes):
         with open(notes) as f:
-            lines += ["", "#" + f.read().strip()]
+            # One heading level down: its sections sit under RESULTS' own.
+            lines += [""] + [("#" + l if l.startswith("#") else l)
+                             for l in f.read().strip().splitlines()]
     if micro:
         lines += ["", "## Micro-benchmarks (criterion, median)", "", "```", micro.rstrip(), "```"]
     lines.append("")
