@@ -62,13 +62,20 @@ pub struct Counters {
 
 /// Relays until both directions reached EOF or one side failed. With `requests`, every byte the
 /// client sends is first fed to it, and a refusal ends the relay as an error of the client's
-/// (op `policy`) before the refused bytes are passed on.
+/// (op `policy`) before the refused bytes are passed on. Without, the bytes go socket to
+/// socket through a pipe ([`super::splice`]) and never enter user space.
 pub async fn relay(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     counters: &Counters,
     requests: Option<&mut Requests>,
 ) -> Result<(), RelayError> {
+    if requests.is_none() {
+        let (c, u) = (&*client, &*upstream);
+        let up = super::splice::pump(c, u, &counters.up, (Side::Client, Side::Upstream));
+        let down = super::splice::pump(u, c, &counters.down, (Side::Upstream, Side::Client));
+        return tokio::try_join!(up, down).map(|_| ());
+    }
     let (cr, mut cw) = client.split();
     let (ur, mut uw) = upstream.split();
     let up = pump(
