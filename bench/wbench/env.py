@@ -65,6 +65,11 @@ class Env:
         os.makedirs(self.work, exist_ok=True)
         procs.run(["ip", "link", "set", "lo", "up"])
         procs.run(["ip", "addr", "add", f"{ORIGIN_IP}/32", "dev", "lo"])
+        # Tens of thousands of short connections a minute, all to one address and port: without
+        # these (this namespace's own settings) TIME_WAIT runs the ephemeral ports out and
+        # connects fail, for whichever row comes next.
+        procs.run(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000",
+                   "net.ipv4.tcp_tw_reuse=1"])
         self._private_files()
         self._cgroups()
         self._certs()

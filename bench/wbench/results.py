@@ -130,9 +130,14 @@ def write(path, data, labels, meta, micro):
             lines.append(f"| {labels[row]} / {labels[ref]} | " + " | ".join(cells) + " |")
     lines += ["", "## Targets (issue #11)", "", "| target | measured | goal | |",
               "|---|---|---|---|"]
-    lines += [f"| {w} | {v} | {g} | {ok} |" for w, v, g, ok in targets(data)]
+    found = targets(data)
+    if meta.get("decide_us") is not None:
+        us = meta["decide_us"]
+        found.append(("decide() with 10 000 rules (µs per decision)", f"{us:.2f}", "≤ 1 µs",
+                      "met" if us <= 1 else "**not met**"))
+    lines += [f"| {w} | {v} | {g} | {ok} |" for w, v, g, ok in found]
     if meta.get("completeness"):
-        lines += ["", f"## Completeness under load ({meta['params'].split('load_clients=')[-1].split(';')[0]})", ""]
+        lines += ["", f"## Completeness under load ({meta.get('load_desc', '')})", ""]
         lines += [f"- {l}" for l in meta["completeness"]]
     if meta.get("errors"):
         lines += ["", "## Failures", ""] + [f"- {e}" for e in meta["errors"]]
@@ -149,6 +154,17 @@ def write(path, data, labels, meta, micro):
         f.write("\n".join(lines))
     with open(os.path.splitext(path)[0] + ".json", "w") as f:
         json.dump({"meta": meta, "data": data}, f, indent=1)
+
+
+def decide_us(micro):
+    """µs per decision from criterion's `decide/10000 rules` line (its time is for 1000)."""
+    import re
+
+    m = re.search(r"decide/10000 rules\s+time:\s+\[\S+ \S+ ([\d.]+) (ns|µs|us|ms)", micro)
+    if not m:
+        return None
+    scale = {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3}[m.group(2)]
+    return float(m.group(1)) * scale / 1000
 
 
 def machine_meta(repo):
