@@ -4,6 +4,7 @@ Started by bench/run inside a fresh network and mount namespace; see README.md."
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ def parse():
     p.add_argument("--out", help="results file (default bench/RESULTS.md; --quick: "
                                  "bench/out/RESULTS-quick.md)")
     p.add_argument("--no-micro", action="store_true", help="skip the criterion benches")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (logs, configs, audit logs) after the run")
     p.add_argument("--completeness", action="store_true",
                    help="only the completeness-under-load check")
     p.add_argument("--shell", metavar="CMD",
@@ -164,6 +167,8 @@ def main():
             if env.cgroot:
                 procs.run([warden, "stop", "--cgroup", env.cgroup(cg)], check=False, timeout=60)
         env.cleanup()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
     micro = None if a.no_micro or a.shell else micro_benches(repo, a.quick)
     meta["errors"] = errors
     meta["decide_us"] = results.decide_us(micro or "")
