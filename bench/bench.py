@@ -52,24 +52,21 @@ def measure_row(row, prm, rep, data, errors):
         print(f"  {row.key} rep {rep}: " + ", ".join(f"{k}={v:.3f}" for k, v in values.items()),
               flush=True)
 
+    proxied = row.key != "direct"
     steps = [("start", lambda: row.start(tag))]
-    if row.pid is not None or row.key != "direct":
-        steps.append(("idle RSS", lambda: (time.sleep(0.5), {
-            "rss_idle_mib": measure.rss_mib(row),
-            "rss_anon_idle_mib": measure.rss_mib(row, "RssAnon")})[1]))
+    if proxied:
+        steps.append(("idle RSS", lambda: measure.idle_rss(row)))
     if row.inspected:
-        steps.append(("cold names", lambda: measure.cold_names(
-            row, envmod.COLD_NAMES[:prm["cold_n"]])))
+        names = envmod.COLD_NAMES[:prm["cold_n"]]
+        steps.append(("cold names", lambda: measure.cold_names(row, names)))
     steps += [("download", lambda: measure.download(row, prm["big"])),
               ("ttfb", lambda: measure.ttfb(row, prm["ttfb_n"])),
-              ("keep-alive", lambda: {**measure.keepalive(row, prm["ka_secs"]),
-                                      **({"rss_after_ka_mib": measure.rss_mib(row)}
-                                         if row.key != "direct" else {})})]
+              ("keep-alive", lambda: measure.keepalive(row, prm["ka_secs"], rss=proxied))]
     if row.h2:
         steps.append(("keep-alive h2", lambda: measure.keepalive_h2(row, prm["ka_secs"])))
     if row.full:
         steps.append(("new connections", lambda: measure.new_conns(row, prm["conn_secs"])))
-    if rep == 0 and row.key != "direct" and row.full:
+    if rep == 0 and proxied and row.full:
         steps.append(("idle connections", lambda: measure.idle_conns(row, prm["idle_n"])))
     try:
         for name, step in steps:

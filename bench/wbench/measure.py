@@ -4,7 +4,6 @@ row's cgroup, checks that every response was right, and returns numbers; none is
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 
@@ -52,10 +51,14 @@ def ttfb(row, n):
     return {"ttfb_p50_ms": statistics.median(times),
             "ttfb_p99_ms": times[min(n - 1, int(n * 0.99))]}
 
-def keepalive(row, secs):
-    """(c): keep-alive HTTP/1.1 requests/s, 16 connections (wrk)."""
+def keepalive(row, secs, rss):
+    """(c): keep-alive HTTP/1.1 requests/s, 16 connections (wrk); with RSS, (f) the proxy's
+    RSS right after."""
     out = client(row, ["wrk", "-t1", "-c16", f"-d{secs}s", f"{URL}/1k"], timeout=secs + 60)
-    return {"ka_rps": _wrk_rps(out, "keep-alive")}
+    res = {"ka_rps": _wrk_rps(out, "keep-alive")}
+    if rss:
+        res["rss_after_ka_mib"] = rss_mib(row)
+    return res
 
 def keepalive_h2(row, secs):
     """(c), h2: 16 connections, 10 concurrent streams each (h2load)."""
@@ -126,6 +129,12 @@ def idle_conns(row, n):
         procs.stop(p)
         open(ready, "w").close()
     return {"rss_per_conn_kib": (after - before) / n / 1024}
+
+def idle_rss(row):
+    """(f): the proxy's RSS, and its private anonymous part, once it has settled after start."""
+    time.sleep(0.5)
+    return {"rss_idle_mib": rss_mib(row), "rss_anon_idle_mib": rss_mib(row, "RssAnon")}
+
 
 def rss_mib(row, field="VmRSS"):
     return procs.rss_bytes(row.pids(), field) / MIB
