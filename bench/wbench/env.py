@@ -70,6 +70,11 @@ class Env:
         # connects fail, for whichever row comes next.
         procs.run(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000",
                    "net.ipv4.tcp_tw_reuse=1"])
+        # A reused port must not meet a conntrack entry left in TIME_WAIT by an earlier row:
+        # that entry keeps its old NAT (none, or another proxy's port), and the connection
+        # would bypass the row's REDIRECT. Creating the nat table starts conntrack here.
+        procs.run(["iptables", "-t", "nat", "-S"])
+        procs.run(["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1"])
         self._private_files()
         self._cgroups()
         self._certs()

@@ -29,6 +29,9 @@ def download(row, size):
         raise procs.Failed(f"download: status {code}, {got} of {size} bytes")
     res = {"dl_mibs": float(speed) / MIB}
     if row.pid:
+        # Relaying 256 MiB costs any proxy well over this: less means it was not steered there.
+        if cpu < 0.02:
+            raise procs.Failed(f"download: the proxy used {cpu:.2f} CPU-s: not steered through it")
         res["cpu_s_per_gib"] = cpu / (size / GIB)
     return res
 
