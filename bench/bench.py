@@ -161,7 +161,7 @@ def main():
         # A daemon whose start was interrupted is not known to its row: stop whatever guards
         # the run's cgroups, then everything else.
         for cg in ("warden", "idle"):
-            if env.cgroot:
+            if env.cgroot and os.path.exists(warden):
                 procs.run([warden, "stop", "--cgroup", env.cgroup(cg)], check=False, timeout=60)
         env.cleanup()
         if not a.keep:
