@@ -1,8 +1,8 @@
 //! Relaying one direction of a pass-through connection with `splice(2)`: socket → pipe →
 //! socket, so the bytes never enter user space (issue #11: CPU per GiB relayed).
 //!
-//! The pipe exists only while bytes flow. When the source has nothing more to read it is
-//! closed, so an idle connection holds no pipe (two descriptors and up to 64 KiB of pages)
+//! The pipe exists only while bytes flow. When the source has had nothing to read for a
+//! moment it is closed, so an idle connection holds no pipe (two descriptors and up to 64 KiB of pages)
 //! and ten thousand idle connections do not run out of descriptors.
 
 use std::{
@@ -18,6 +18,8 @@ use crate::sys;
 
 /// The most one splice moves: the default pipe capacity.
 const CHUNK: usize = 64 * 1024;
+/// How long a connection with nothing to read keeps its pipe.
+const KEEP_PIPE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Moves bytes from `from` to `to` until `from` ends (then `to` is shut down for writing) or
 /// one side fails. `count` grows as bytes reach `to`.
@@ -44,8 +46,14 @@ pub async fn pump(
             Ok(0) => return shutdown_write(to).map_err(err(dst, "shutdown")),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Idle: give the pipe back until there is something to move again.
-                pipe = None;
+                // A pause in a transfer keeps the pipe; a connection idle for longer gives it
+                // back until there is something to move again.
+                if tokio::time::timeout(KEEP_PIPE, from.readable())
+                    .await
+                    .is_err()
+                {
+                    pipe = None;
+                }
                 continue;
             }
             Err(e) => return Err(err(src, "read")(e)),
