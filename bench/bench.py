@@ -158,14 +158,17 @@ def main():
             if not ok:
                 errors.append("completeness under load: see its section")
     finally:
-        # A daemon whose start was interrupted is not known to its row: stop whatever guards
-        # the run's cgroups, then everything else.
-        for cg in ("warden", "idle"):
-            if env.cgroot and os.path.exists(warden):
-                procs.run([warden, "stop", "--cgroup", env.cgroup(cg)], check=False, timeout=60)
-        env.cleanup()
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            # A daemon whose start was interrupted is not known to its row: stop whatever
+            # guards the run's cgroups, then everything else, whatever happens here.
+            for cg in ("warden", "idle"):
+                if env.cgroot and os.path.exists(warden):
+                    procs.run([warden, "stop", "--cgroup", env.cgroup(cg)], check=False,
+                              timeout=60)
+        finally:
+            env.cleanup()
+            if not a.keep:
+                shutil.rmtree(work, ignore_errors=True)
     micro = None if a.no_micro or a.shell else micro_benches(repo, a.quick)
     meta["errors"] = errors
     meta["decide_us"] = results.decide_us(micro or "")
