@@ -1,9 +1,12 @@
-//! The thin syscall layer: the few socket options no safe wrapper offers.
+//! The thin syscall layer: the few socket options and calls no safe wrapper offers.
 //!
 //! The only `unsafe` in the `warden` crate lives here, each call with the invariant it relies on.
 #![allow(unsafe_code)]
 
-use std::{io, os::fd::AsRawFd};
+use std::{
+    io,
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd},
+};
 
 /// `SO_NETNS_COOKIE` (Linux 5.14): the cookie of the network namespace a socket belongs to, the
 /// same value `bpf_get_netns_cookie` returns in the eBPF programs.
@@ -46,6 +49,33 @@ pub fn socket_cookie(socket: &impl AsRawFd) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(cookie)
+}
+
+/// `splice(2)` (Linux 2.6.17) from `from` to `to`, one of which is a pipe: at most `len` bytes,
+/// without blocking, moving pages instead of copying where the kernel can.
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are borrowed from live files for the whole call; null offsets
+    // are what splice requires for sockets and pipes, and it writes through no pointer here.
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(io::Error::from)
 }
 
 #[cfg(test)]

@@ -137,6 +137,29 @@ pub fn python_https(host: &str, path: &str, ca: &Path) -> String {
     python(HTTPS_PY, &[host, path, &ca.to_string_lossy()])
 }
 
+/// `clients` Python processes (forked, each its own pid, released together), each making
+/// `per_client` HTTPS requests for `path` with a new connection each, cycling through `hosts`
+/// (port 443, `ca` the only trust anchor). Prints one line per request:
+/// `req <pid> <host> ok` or `req <pid> <host> error <ExceptionName>`, then `load done`.
+pub fn python_https_load(
+    hosts: &[&str],
+    path: &str,
+    ca: &Path,
+    clients: usize,
+    per_client: usize,
+) -> String {
+    python(
+        HTTPS_LOAD_PY,
+        &[
+            hosts.join(","),
+            path.to_string(),
+            ca.to_string_lossy().into_owned(),
+            clients.to_string(),
+            per_client.to_string(),
+        ],
+    )
+}
+
 /// Python echo like [`python_echo`], but on an `AF_INET6` socket connecting to `addr` (an IPv6
 /// literal, e.g. the v4-mapped `::ffff:203.0.113.10`). Prints `echo ok <len>`.
 pub fn python_echo_inet6(addr: &str, port: u16, len: usize) -> String {
@@ -496,6 +519,45 @@ while True:
 if rest != b"QUIT\r\n":
     sys.exit(f"expected the echo of QUIT after the banner, got {rest!r}")
 print(banner.decode().strip())
+"#;
+
+const HTTPS_LOAD_PY: &str = r#"
+import os, socket, ssl, sys
+hosts, path, ca = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
+clients, per_client = int(sys.argv[4]), int(sys.argv[5])
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+def get(host):
+    with socket.create_connection((host, 443), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    if not data.startswith(b"HTTP/1.1 200"):
+        raise ValueError(data[:40])
+go_r, go_w = os.pipe()
+pids = []
+for _ in range(clients):
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)
+        lines = []
+        for i in range(per_client):
+            host = hosts[i % len(hosts)]
+            try:
+                get(host)
+                lines.append(f"req {os.getpid()} {host} ok\n")
+            except Exception as e:
+                lines.append(f"req {os.getpid()} {host} error {type(e).__name__}\n")
+        os.write(1, "".join(lines).encode())
+        os._exit(0)
+    pids.append(pid)
+os.close(go_w)
+for pid in pids:
+    os.waitpid(pid, 0)
+print("load done")
 "#;
 
 const HTTPS_PY: &str = r#"

@@ -13,6 +13,7 @@ pub mod inspect;
 mod origdst;
 mod relay;
 mod sniffing;
+mod splice;
 mod upstream;
 
 use std::{

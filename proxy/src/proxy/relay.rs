@@ -1,7 +1,9 @@
 //! Relaying bytes both ways until both sides are done.
 //!
 //! Each direction is a read into one buffer and a write out of it (no byte is copied twice in
-//! user space). EOF from one side becomes a `shutdown(SHUT_WR)` towards the other, so half-closed
+//! user space). The buffer is held only while bytes flow: when the socket has nothing more to
+//! read it goes back to the allocator, so an idle connection (a keep-alive pool, a long poll)
+//! costs no buffer at all (issue #11: memory per idle connection). EOF from one side becomes a `shutdown(SHUT_WR)` towards the other, so half-closed
 //! protocols keep working; an error on one side is reported with who caused it, so the caller
 //! can reset the other side instead of closing it cleanly.
 
@@ -11,8 +13,8 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::TcpStream,
+    io::{AsyncWrite, AsyncWriteExt},
+    net::{TcpStream, tcp::ReadHalf},
 };
 
 use super::http1::{Refusal, Requests};
@@ -60,24 +62,31 @@ pub struct Counters {
 
 /// Relays until both directions reached EOF or one side failed. With `requests`, every byte the
 /// client sends is first fed to it, and a refusal ends the relay as an error of the client's
-/// (op `policy`) before the refused bytes are passed on.
+/// (op `policy`) before the refused bytes are passed on. Without, the bytes go socket to
+/// socket through a pipe ([`super::splice`]) and never enter user space.
 pub async fn relay(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     counters: &Counters,
     requests: Option<&mut Requests>,
 ) -> Result<(), RelayError> {
-    let (mut cr, mut cw) = client.split();
-    let (mut ur, mut uw) = upstream.split();
+    if requests.is_none() {
+        let (c, u) = (&*client, &*upstream);
+        let up = super::splice::pump(c, u, &counters.up, (Side::Client, Side::Upstream));
+        let down = super::splice::pump(u, c, &counters.down, (Side::Upstream, Side::Client));
+        return tokio::try_join!(up, down).map(|_| ());
+    }
+    let (cr, mut cw) = client.split();
+    let (ur, mut uw) = upstream.split();
     let up = pump(
-        &mut cr,
+        &cr,
         &mut uw,
         &counters.up,
         (Side::Client, Side::Upstream),
         requests,
     );
     let down = pump(
-        &mut ur,
+        &ur,
         &mut cw,
         &counters.down,
         (Side::Upstream, Side::Client),
@@ -101,24 +110,37 @@ pub fn refused(r: Refusal) -> RelayError {
     }
 }
 
-async fn pump<R, W>(
-    r: &mut R,
+async fn pump<W>(
+    r: &ReadHalf<'_>,
     w: &mut W,
     count: &AtomicU64,
     (from, to): (Side, Side),
     mut requests: Option<&mut Requests>,
 ) -> Result<(), RelayError>
 where
-    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let read_error = |source| RelayError {
+        side: from,
+        op: "read",
+        source,
+    };
+    // `None` while the connection is idle; never zeroed (reads fill it).
+    let mut buf: Option<Vec<u8>> = None;
     loop {
-        let n = r.read(&mut buf).await.map_err(|source| RelayError {
-            side: from,
-            op: "read",
-            source,
-        })?;
+        if buf.is_none() {
+            r.readable().await.map_err(read_error)?;
+        }
+        let b = buf.get_or_insert_with(|| Vec::with_capacity(BUF_SIZE));
+        b.clear();
+        let n = match r.try_read_buf(b) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf = None;
+                continue;
+            }
+            Err(e) => return Err(read_error(e)),
+        };
         if n == 0 {
             return match w.shutdown().await {
                 Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(RelayError {
@@ -130,9 +152,9 @@ where
             };
         }
         if let Some(req) = requests.as_deref_mut() {
-            req.feed(&buf[..n]).map_err(refused)?;
+            req.feed(&b[..n]).map_err(refused)?;
         }
-        w.write_all(&buf[..n]).await.map_err(|source| RelayError {
+        w.write_all(&b[..n]).await.map_err(|source| RelayError {
             side: to,
             op: "write",
             source,
@@ -145,7 +167,7 @@ where
 mod tests {
     use std::net::SocketAddr;
 
-    use tokio::net::TcpListener;
+    use tokio::{io::AsyncReadExt, net::TcpListener};
 
     use super::*;
 
