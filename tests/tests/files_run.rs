@@ -4,7 +4,7 @@
 //!
 //! Needs root (skips loudly otherwise).
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use tests::{
     Netns, WardenRun, assert_run, assert_run_eq, audit, clients, skip_unless_root,
@@ -457,30 +457,22 @@ fn a_directory_moved_out_of_an_ignored_tree_is_watched_again() {
     );
 }
 
-#[test]
-fn expected_writers_are_recorded_without_anomalies() {
-    if skip_unless_root("expected_writers_are_recorded_without_anomalies") {
+/// `sed` rewrites two tracked files; `extra` makes it an expected writer of `src/main.rs` only:
+/// both are recorded, only `src/lib.rs` is an anomaly.
+fn expected_writer_of_main_rs(name: &str, extra: &dyn Fn(&Path) -> Vec<String>) {
+    if skip_unless_root(name) {
         return;
     }
     let netns = Netns::new().unwrap();
     let repo = TestRepo::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yml");
-    std::fs::write(
-        &policy,
-        "file-monitoring:\n  expected-writers:\n    - sed src/main.rs\n",
-    )
-    .unwrap();
     let steps = [
         "sed -i s/hello/hi/ src/main.rs".to_string(),
         "sed -i s/42/43/ src/lib.rs".into(),
     ];
-    let out = run(
-        &netns,
-        &repo,
-        &steps,
-        &["--policy", policy.to_str().unwrap()],
-    );
+    let extra = extra(dir.path());
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let out = run(&netns, &repo, &steps, &extra);
     out.assert_success();
     let main = changes(&out.records, "src/main.rs", "differs");
     assert_run_eq!(out, main.len(), 1, "still recorded");
@@ -511,46 +503,29 @@ fn expected_writers_are_recorded_without_anomalies() {
 }
 
 #[test]
+fn expected_writers_are_recorded_without_anomalies() {
+    expected_writer_of_main_rs("expected_writers_are_recorded_without_anomalies", &|dir| {
+        let policy = dir.join("policy.yml");
+        std::fs::write(
+            &policy,
+            "file-monitoring:\n  expected-writers:\n    - sed src/main.rs\n",
+        )
+        .unwrap();
+        vec!["--policy".into(), policy.display().to_string()]
+    });
+}
+
+#[test]
 fn the_baselines_file_writers_are_expected_writers() {
-    if skip_unless_root("the_baselines_file_writers_are_expected_writers") {
-        return;
-    }
-    let netns = Netns::new().unwrap();
-    let repo = TestRepo::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let baseline = dir.path().join("baseline.yml");
-    std::fs::write(
-        &baseline,
-        "version: 1\ndestinations: []\nfile-writers: [\"src/main.rs: sed\"]\n",
-    )
-    .unwrap();
-    let steps = [
-        "sed -i s/hello/hi/ src/main.rs".to_string(),
-        "sed -i s/42/43/ src/lib.rs".into(),
-    ];
-    let out = run(
-        &netns,
-        &repo,
-        &steps,
-        &["--baseline", baseline.to_str().unwrap()],
-    );
-    out.assert_success();
-    let main = changes(&out.records, "src/main.rs", "differs");
-    assert_run_eq!(out, main.len(), 1, "still recorded");
-    assert_run!(
-        out,
-        anomaly_kinds(main[0]).is_empty(),
-        "expected: {}",
-        main[0]
-    );
-    let lib = changes(&out.records, "src/lib.rs", "differs");
-    assert_run_eq!(
-        out,
-        anomaly_kinds(lib[0]),
-        ["source-modified"],
-        "{}",
-        lib[0]
-    );
+    expected_writer_of_main_rs("the_baselines_file_writers_are_expected_writers", &|dir| {
+        let baseline = dir.join("baseline.yml");
+        std::fs::write(
+            &baseline,
+            "version: 1\ndestinations: []\nfile-writers: [\"src/main.rs: sed\"]\n",
+        )
+        .unwrap();
+        vec!["--baseline".into(), baseline.display().to_string()]
+    });
 }
 
 #[test]

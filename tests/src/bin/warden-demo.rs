@@ -153,20 +153,9 @@ fn inspection(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
         .command()?
         .status()
         .context("cannot start warden")?;
-    println!("\nwarden exited with {status}; the request records:");
-    for record in read_records(&audit_log)?
-        .iter()
-        .filter(|r| r["kind"] == "request")
-    {
-        println!(
-            "  {} {} -> {} ({} bytes down)",
-            record["http"]["method"].as_str().unwrap_or("?"),
-            record["http"]["url"].as_str().unwrap_or("?"),
-            record["http"]["status"],
-            record["bytes"]["down"]
-        );
-    }
-    Ok(())
+    show_requests(&status, &audit_log, |r| {
+        format!("({} bytes down)", r["bytes"]["down"])
+    })
 }
 
 /// Strict mode and exfiltration in block mode: one URL prefix allowed on `tls.example`, a
@@ -196,21 +185,30 @@ fn strict(netns: &Netns, origins: &Origins) -> anyhow::Result<()> {
         .command()?
         .status()
         .context("cannot start warden")?;
+    show_requests(&status, &audit_log, |r| {
+        let why = r["rule"].as_str().or(r["reason"].as_str()).unwrap_or("");
+        format!("{}: {why}", r["decision"].as_str().unwrap_or("?"))
+    })
+}
+
+/// Prints how warden exited and one line per `request` record: method, URL, status, then what
+/// `more` says about it.
+fn show_requests(
+    status: &std::process::ExitStatus,
+    audit_log: &Path,
+    more: impl Fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
     println!("\nwarden exited with {status}; the request records:");
-    for record in read_records(&audit_log)?
+    for record in read_records(audit_log)?
         .iter()
         .filter(|r| r["kind"] == "request")
     {
         println!(
-            "  {} {} -> {} {}: {}",
+            "  {} {} -> {} {}",
             record["http"]["method"].as_str().unwrap_or("?"),
             record["http"]["url"].as_str().unwrap_or("?"),
             record["http"]["status"],
-            record["decision"].as_str().unwrap_or("?"),
-            record["rule"]
-                .as_str()
-                .or(record["reason"].as_str())
-                .unwrap_or("")
+            more(record)
         );
     }
     Ok(())
